@@ -1,0 +1,8 @@
+from .bandon import BANDONDataset
+from .base_cd import BaseCDDataset
+from .folder_cd import CDFolderDataset
+from .levir_cd import LEVIRCDDataset
+from .svcd import SVCDDataset
+from .transforms import *  # noqa: F401,F403
+
+__all__ = ['BaseCDDataset', 'LEVIRCDDataset', 'SVCDDataset', 'BANDONDataset', 'CDFolderDataset']

@@ -1,0 +1,3 @@
+from .fc_siam_encoder import FCSiamEncoder
+
+__all__ = ['FCSiamEncoder']

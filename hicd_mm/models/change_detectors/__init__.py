@@ -1,0 +1,3 @@
+from .siam_encoder_decoder import SiamEncoderDecoder
+
+__all__ = ['SiamEncoderDecoder']

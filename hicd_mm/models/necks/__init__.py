@@ -1,0 +1,3 @@
+from .feature_fusion_neck import FeatureFusionNeck
+
+__all__ = ['FeatureFusionNeck']

@@ -1,0 +1,47 @@
+"""Registries of hicd_mm.
+
+Every registry is a child of MMSegmentation's registry of the same kind (which in turn is a child
+of MMEngine's root), so a config with ``default_scope='hicd_mm'`` resolves our types first and
+falls back to mmseg / mmengine types (``CrossEntropyLoss``, ``AdamW``, ...). From another
+codebase (e.g. an Open-CD config with ``default_scope='opencd'``) our components are reachable as
+``hicd_mm.<Type>`` once ``custom_imports=dict(imports=['hicd_mm'])`` has been executed.
+
+Only registries that hicd_mm actually registers into are declared; the rest resolve through the
+parents.
+"""
+from mmengine.registry import Registry
+from mmseg.registry import DATA_SAMPLERS as MMSEG_DATA_SAMPLERS
+from mmseg.registry import DATASETS as MMSEG_DATASETS
+from mmseg.registry import HOOKS as MMSEG_HOOKS
+from mmseg.registry import LOOPS as MMSEG_LOOPS
+from mmseg.registry import METRICS as MMSEG_METRICS
+from mmseg.registry import MODEL_WRAPPERS as MMSEG_MODEL_WRAPPERS
+from mmseg.registry import MODELS as MMSEG_MODELS
+from mmseg.registry import TASK_UTILS as MMSEG_TASK_UTILS
+from mmseg.registry import TRANSFORMS as MMSEG_TRANSFORMS
+from mmseg.registry import WEIGHT_INITIALIZERS as MMSEG_WEIGHT_INITIALIZERS
+
+DATASETS = Registry(
+    'dataset', parent=MMSEG_DATASETS, scope='hicd_mm', locations=['hicd_mm.datasets'])
+DATA_SAMPLERS = Registry(
+    'data sampler', parent=MMSEG_DATA_SAMPLERS, scope='hicd_mm',
+    locations=['hicd_mm.datasets'])
+TRANSFORMS = Registry(
+    'transform', parent=MMSEG_TRANSFORMS, scope='hicd_mm',
+    locations=['hicd_mm.datasets.transforms'])
+MODELS = Registry(
+    'model', parent=MMSEG_MODELS, scope='hicd_mm', locations=['hicd_mm.models'])
+MODEL_WRAPPERS = Registry(
+    'model_wrapper', parent=MMSEG_MODEL_WRAPPERS, scope='hicd_mm',
+    locations=['hicd_mm.models'])
+WEIGHT_INITIALIZERS = Registry(
+    'weight initializer', parent=MMSEG_WEIGHT_INITIALIZERS, scope='hicd_mm',
+    locations=['hicd_mm.models'])
+TASK_UTILS = Registry(
+    'task util', parent=MMSEG_TASK_UTILS, scope='hicd_mm', locations=['hicd_mm.models'])
+METRICS = Registry(
+    'metric', parent=MMSEG_METRICS, scope='hicd_mm', locations=['hicd_mm.evaluation'])
+HOOKS = Registry(
+    'hook', parent=MMSEG_HOOKS, scope='hicd_mm', locations=['hicd_mm.engine'])
+LOOPS = Registry(
+    'loop', parent=MMSEG_LOOPS, scope='hicd_mm', locations=['hicd_mm.engine'])
