@@ -1,3 +1,4 @@
+from . import transforms
 from .bandon import BANDONDataset
 from .base_cd import BaseCDDataset
 from .folder_cd import CDFolderDataset
@@ -5,4 +6,5 @@ from .levir_cd import LEVIRCDDataset
 from .svcd import SVCDDataset
 from .transforms import *  # noqa: F401,F403
 
-__all__ = ['BaseCDDataset', 'LEVIRCDDataset', 'SVCDDataset', 'BANDONDataset', 'CDFolderDataset']
+__all__ = ['BaseCDDataset', 'LEVIRCDDataset', 'SVCDDataset', 'BANDONDataset', 'CDFolderDataset'
+           ] + transforms.__all__

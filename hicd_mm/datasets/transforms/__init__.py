@@ -1,3 +1,4 @@
+from .degradation import DegradeImage
 from .formatting import MultiImgPackSegInputs
 from .geometric import (MultiImgRandomCrop, MultiImgRandomFlip, MultiImgRandomRot90,
                         MultiImgRandomRotate, MultiImgResize)
@@ -7,5 +8,5 @@ from .photometric import MultiImgPhotoMetricDistortion
 __all__ = [
     'MultiImgLoadImageFromFile', 'MultiImgLoadAnnotations', 'MultiImgRandomFlip',
     'MultiImgRandomRot90', 'MultiImgRandomRotate', 'MultiImgRandomCrop', 'MultiImgResize',
-    'MultiImgPhotoMetricDistortion', 'MultiImgPackSegInputs'
+    'MultiImgPhotoMetricDistortion', 'MultiImgPackSegInputs', 'DegradeImage'
 ]
