@@ -1,0 +1,415 @@
+"""Correlation distillation losses: fast paths vs explicit N x N references, edge cases, API."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hicd_mm.models.losses import (ChannelWiseDivergenceLoss, CrossCorrelationLoss,
+                                   FeatureMSELoss, GlobalCorrelationLoss, SelfCorrelationLoss,
+                                   correlation as corr)
+from hicd_mm.registry import MODELS
+
+# (B, C_s, C_t, H, W)
+SHAPES = [(2, 8, 16, 5, 7), (3, 32, 4, 9, 9), (1, 6, 6, 1, 11), (4, 64, 48, 12, 10)]
+MSE_PAIRS = {
+    'self': (corr.self_correlation_mse, corr.self_correlation_mse_explicit),
+    'global': (corr.global_correlation_mse, corr.global_correlation_mse_explicit),
+}
+KL_PAIRS = {
+    'self': (corr.self_correlation_kl, corr.self_correlation_kl_explicit),
+    'global': (corr.global_correlation_kl, corr.global_correlation_kl_explicit),
+}
+
+
+@pytest.fixture(autouse=True, scope='module')
+def single_thread():
+    """The tensors here are tiny: one thread is faster, above all on a busy machine."""
+    num_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(num_threads)
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
+
+
+def make_inputs(shape, seed=0, dtype=torch.float32, dates=1):
+    """Random (B, C, H, W) student maps (requiring grad) and teacher maps, one per date."""
+    g = torch.Generator().manual_seed(seed)
+    b, cs, ct, h, w = shape
+    xs = [torch.randn(b, cs, h, w, generator=g, dtype=dtype).requires_grad_()
+          for _ in range(dates)]
+    xt = [torch.randn(b, ct, h, w, generator=g, dtype=dtype) for _ in range(dates)]
+    return xs, xt
+
+
+def loss_and_grad(fn, xs, xt):
+    """Flatten and normalise the maps, apply ``fn`` and differentiate w.r.t. the student."""
+    flat_s = [corr.flatten_features(x) for x in xs]
+    flat_t = [corr.flatten_features(x) for x in xt]
+    if len(xs) == 1:
+        loss = fn(flat_s[0], flat_t[0])
+    else:
+        loss = fn(flat_s[0], flat_s[1], flat_t[0], flat_t[1])
+    return loss, torch.autograd.grad(loss, xs)
+
+
+@pytest.mark.parametrize('shape', SHAPES)
+@pytest.mark.parametrize('term', ['self', 'global', 'cross'])
+def test_gram_path_matches_explicit(shape, term):
+    dates = 2 if term == 'cross' else 1
+    fast, ref = ((corr.cross_correlation_mse, corr.cross_correlation_mse_explicit)
+                 if term == 'cross' else MSE_PAIRS[term])
+    # float32 inputs against the float64 explicit reference (the float32 explicit sum itself
+    # carries ~1e-6 relative error at these sizes).
+    xs, xt = make_inputs(shape, seed=sum(shape), dates=dates)
+    xs64 = [x.detach().double().requires_grad_() for x in xs]
+    xt64 = [x.double() for x in xt]
+    loss, grads = loss_and_grad(fast, xs, xt)
+    loss_ref, grads_ref = loss_and_grad(ref, xs64, xt64)
+    assert loss.dtype == torch.float32
+    assert loss.item() > 0
+    assert rel(loss.double(), loss_ref) < 1e-5
+    for g, g_ref in zip(grads, grads_ref):
+        assert rel(g.double(), g_ref) < 1e-5
+    # float32 explicit path agrees too, and float64 throughout agrees to rounding.
+    loss_ref32, grads_ref32 = loss_and_grad(ref, xs, xt)
+    assert rel(loss, loss_ref32) < 1e-5
+    for g, g_ref in zip(grads, grads_ref32):
+        assert rel(g, g_ref) < 1e-5
+    loss64, _ = loss_and_grad(fast, xs64, xt64)
+    assert rel(loss64, loss_ref) < 1e-10
+
+
+def test_gram_backward_gradcheck():
+    """The analytic backward of the Gram path, w.r.t. student and teacher inputs."""
+    g = torch.Generator().manual_seed(7)
+
+    def rnd(c, n):
+        return torch.randn(2, c, n, generator=g, dtype=torch.float64).requires_grad_()
+
+    rs, ks, rt, kt, kt5 = rnd(3, 5), rnd(3, 4), rnd(4, 5), rnd(4, 4), rnd(4, 5)
+    cases = [
+        (corr.correlation_mse, (rs, ks, rt, kt)),  # cross
+        (lambda a, b: corr.correlation_mse(a, a, b, b), (rs, rt)),  # self
+        (lambda a, b, c: corr.correlation_mse(a, a, b, c), (rs, rt, kt5)),  # mixed
+        (lambda a, b: corr.global_correlation_mse(a, b), (rs, rt)),
+    ]
+    for fn, inputs in cases:
+        assert torch.autograd.gradcheck(fn, inputs)
+    # Gradients in the input dtype (float32) when gram_dtype is float64.
+    x = torch.randn(2, 3, 6, requires_grad=True)
+    (grad,) = torch.autograd.grad(corr.self_correlation_mse(x, torch.randn(2, 5, 6)), x)
+    assert grad.dtype == torch.float32
+
+
+@pytest.mark.parametrize('term', ['self', 'cross'])
+def test_gram_path_in_several_position_chunks(monkeypatch, term):
+    monkeypatch.setattr(corr, 'GRAM_CHUNK_ELEMENTS', 1)  # 128 positions per chunk
+    dates = 2 if term == 'cross' else 1
+    fast, ref = ((corr.cross_correlation_mse, corr.cross_correlation_mse_explicit)
+                 if term == 'cross' else MSE_PAIRS[term])
+    xs, xt = make_inputs((2, 4, 3, 15, 20), seed=11, dates=dates, dtype=torch.float64)
+    loss, grads = loss_and_grad(fast, xs, xt)
+    loss_ref, grads_ref = loss_and_grad(ref, xs, xt)
+    assert rel(loss, loss_ref) < 1e-10
+    for g, g_ref in zip(grads, grads_ref):
+        assert rel(g, g_ref) < 1e-10
+
+
+def test_gram_float64_avoids_cancellation():
+    """Student ~ teacher: the three Gram terms nearly cancel; float64 keeps the small value."""
+    g = torch.Generator().manual_seed(1)
+    t = torch.randn(2, 64, 32, 32, generator=g)
+    s = t + 1e-4 * torch.randn(t.shape, generator=g)
+    xs, xt = corr.flatten_features(s), corr.flatten_features(t)
+    ref = corr.self_correlation_mse_explicit(xs.double(), xt.double())
+    assert rel(corr.self_correlation_mse(xs, xt), ref.float()) < 1e-5
+    # Without the float64 Gram products the same value is dominated by rounding error.
+    assert rel(corr.self_correlation_mse(xs, xt, gram_dtype=None), ref.float()) > 0.1
+
+
+def test_gram_clamped_at_zero():
+    """In float32 the three terms of a near-identical pair can sum to a tiny negative value."""
+    for seed in range(10):
+        g = torch.Generator().manual_seed(seed)
+        t = torch.randn(2, 64, 16, 16, generator=g)
+        s = t + 1e-6 * torch.randn(t.shape, generator=g)
+        xs, xt = corr.flatten_features(s), corr.flatten_features(t)
+        for dtype in (None, torch.float64):
+            loss = corr.self_correlation_mse(xs, xt, gram_dtype=dtype)
+            assert 0 <= loss.item() < 1e-7
+        # Where a sample's unclamped float32 value is negative, its gradient is 0 (clamp_min).
+        g_ss, g_st, g_tt = (corr._gram(a, b, torch.float32) for a, b in
+                            ((xs, xs), (xs, xt), (xt, xt)))
+        unclamped = (corr._frobenius_inner(g_ss, g_ss) - 2 * corr._frobenius_inner(g_st, g_st)
+                     + corr._frobenius_inner(g_tt, g_tt))
+        xs_ = xs.clone().requires_grad_()
+        (grad,) = torch.autograd.grad(corr.self_correlation_mse(xs_, xt, gram_dtype=None), xs_)
+        for b in range(2):
+            if unclamped[b] < 0:
+                assert grad[b].abs().max() == 0
+            elif unclamped[b] > 0:
+                assert grad[b].abs().max() > 0
+
+
+def test_global_explicit_matches_concatenated_positions():
+    """K is the affinity of all positions of all images: the per-image A on its diagonal."""
+    xs, xt = make_inputs((3, 4, 5, 3, 2), seed=4)
+    a, b = corr.flatten_features(xs[0]), corr.flatten_features(xt[0])
+    cat_s, cat_t = torch.cat(list(a), dim=1), torch.cat(list(b), dim=1)  # (C, B N)
+    k_s, k_t = cat_s.T @ cat_s, cat_t.T @ cat_t
+    expected = ((k_s - k_t)**2).sum() / (3 * 6)**2
+    assert rel(corr.global_correlation_mse_explicit(a, b), expected) < 1e-6
+    assert rel(corr.global_correlation_mse(a, b), expected) < 1e-5
+    assert torch.allclose(k_s[6:12, 6:12], a[1].T @ a[1], atol=1e-6)
+    log_p_s, log_p_t = torch.log_softmax(k_s, 1), torch.log_softmax(k_t, 1)
+    kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(1).mean()
+    assert rel(corr.global_correlation_kl(a, b, chunk_size=4), kl) < 1e-5
+
+
+@pytest.mark.parametrize('chunk_size', [3, 7, 1024])
+@pytest.mark.parametrize('term', ['self', 'global', 'cross'])
+def test_kl_chunked_matches_explicit(chunk_size, term):
+    dates = 2 if term == 'cross' else 1
+    fast, ref = ((corr.cross_correlation_kl, corr.cross_correlation_kl_explicit)
+                 if term == 'cross' else KL_PAIRS[term])
+    xs, xt = make_inputs((2, 8, 12, 6, 5), seed=chunk_size, dates=dates)
+    for tau in (1.0, 0.3):
+        def chunked(*x):
+            return fast(*x, tau=tau, chunk_size=chunk_size)
+
+        def explicit(*x):
+            return ref(*x, tau=tau)
+
+        loss, grads = loss_and_grad(chunked, xs, xt)
+        loss_ref, grads_ref = loss_and_grad(explicit, xs, xt)
+        assert loss.item() > 0
+        assert rel(loss, loss_ref) < 1e-5
+        for g, g_ref in zip(grads, grads_ref):
+            assert rel(g, g_ref) < 1e-4
+
+
+def test_kl_explicit_matches_naive_loop():
+    xs, xt = make_inputs((2, 4, 3, 3, 4), seed=3)
+    a, b = corr.flatten_features(xs[0]), corr.flatten_features(xt[0])
+    tau, total = 0.5, 0.0
+    for i in range(2):
+        aff_s, aff_t = a[i].T @ a[i] / tau, b[i].T @ b[i] / tau
+        for r in range(aff_s.shape[0]):
+            p_t = torch.softmax(aff_t[r], 0)
+            total += (p_t * (p_t.log() - torch.log_softmax(aff_s[r], 0))).sum()
+    expected = total / (2 * 12) * tau**2
+    assert rel(corr.self_correlation_kl_explicit(a, b, tau), expected) < 1e-6
+
+
+def build_losses(**kwargs):
+    return [SelfCorrelationLoss(**kwargs), CrossCorrelationLoss(**kwargs),
+            GlobalCorrelationLoss(**kwargs)]
+
+
+def call(loss, s, t, s2=None, t2=None):
+    if isinstance(loss, CrossCorrelationLoss):
+        return loss(s, s if s2 is None else s2, t, t if t2 is None else t2)
+    return loss(s, t)
+
+
+@pytest.mark.parametrize('distance', ['mse', 'kl'])
+@pytest.mark.parametrize('which', ['student', 'teacher', 'both'])
+def test_zero_features_finite(distance, which):
+    g = torch.Generator().manual_seed(0)
+    s = torch.randn(2, 8, 6, 6, generator=g)
+    t = torch.randn(2, 16, 6, 6, generator=g)
+    if which in ('student', 'both'):
+        s = torch.zeros_like(s)
+    if which in ('teacher', 'both'):
+        t = torch.zeros_like(t)
+    for loss_fn in build_losses(distance=distance, chunk_size=5):
+        s_ = s.clone().requires_grad_()
+        loss = call(loss_fn, s_, t)
+        (grad,) = torch.autograd.grad(loss, s_)
+        assert torch.isfinite(loss) and torch.isfinite(grad).all()
+        if which == 'both':
+            assert loss.item() == pytest.approx(0, abs=1e-7)
+
+
+@pytest.mark.parametrize('distance', ['mse', 'kl'])
+def test_identical_zero_and_different_positive(distance):
+    g = torch.Generator().manual_seed(0)
+    f = torch.randn(2, 32, 16, 16, generator=g)
+    f2 = torch.randn(2, 32, 16, 16, generator=g)
+    for loss_fn in build_losses(distance=distance):
+        same = call(loss_fn, f, f.clone(), f2, f2.clone())
+        assert 0 <= same.item() <= 1e-7
+        diff = call(loss_fn, f, torch.randn(2, 16, 16, 16, generator=g), f2,
+                    torch.randn(2, 16, 16, 16, generator=g))
+        assert diff.item() > 1e-4
+
+
+@pytest.mark.parametrize('distance', ['mse', 'kl'])
+def test_global_with_batch_of_one_equals_self(distance):
+    xs, xt = make_inputs((1, 8, 12, 7, 6), seed=5)
+    glob = GlobalCorrelationLoss(distance=distance)(xs[0], xt[0])
+    self_ = SelfCorrelationLoss(distance=distance)(xs[0], xt[0])
+    assert rel(glob, self_) < 1e-6
+    # ... but not for a larger batch, where inter-image relations enter.
+    xs, xt = make_inputs((2, 8, 12, 7, 6), seed=5)
+    assert rel(GlobalCorrelationLoss(distance=distance)(xs[0], xt[0]),
+               SelfCorrelationLoss(distance=distance)(xs[0], xt[0])) > 1e-3
+
+
+def test_spatial_mismatch():
+    s, t = torch.randn(2, 8, 8, 8), torch.randn(2, 4, 16, 12)
+    for loss_fn in build_losses():
+        loss = call(loss_fn, s.requires_grad_(), t)
+        resized = F.interpolate(s, size=(16, 12), mode='bilinear', align_corners=False)
+        assert rel(loss, call(loss_fn, resized, t)) < 1e-6
+    for loss_fn in build_losses(resize_mode='error'):
+        with pytest.raises(ValueError) as err:
+            call(loss_fn, s, t)
+        assert '(2, 8, 8, 8)' in str(err.value) and '(2, 4, 16, 12)' in str(err.value)
+
+
+def test_teacher_gets_no_gradient_but_student_does():
+    for distance in ('mse', 'kl'):
+        for loss_fn in build_losses(distance=distance):
+            s = torch.randn(2, 8, 6, 6, requires_grad=True)
+            t = torch.randn(2, 4, 6, 6, requires_grad=True)
+            call(loss_fn, s, t).backward()
+            assert t.grad is None
+            assert s.grad is not None and s.grad.abs().sum() > 0
+
+
+def test_pooling_reduces_positions():
+    f = torch.randn(2, 8, 40, 20)
+    assert corr.flatten_features(f, pool_size=16).shape == (2, 8, 16 * 16)
+    assert corr.flatten_features(f, pool_size=30).shape == (2, 8, 30 * 20)
+    assert corr.flatten_features(f, pool_size=64).shape == (2, 8, 800)
+    pooled = F.adaptive_avg_pool2d(f, (16, 16))
+    t = torch.randn(2, 4, 40, 20)
+    loss = SelfCorrelationLoss(pool_size=16)(f, t)
+    ref = SelfCorrelationLoss()(pooled, F.adaptive_avg_pool2d(t, (16, 16)))
+    assert rel(loss, ref) < 1e-6
+
+
+def test_normalisation_and_zero_vectors():
+    f = torch.randn(2, 5, 3, 4)
+    f[0, :, 1, 2] = 0
+    x = corr.flatten_features(f)
+    norms = x.norm(dim=1)
+    assert norms[0, 1 * 4 + 2] == 0
+    norms[0, 1 * 4 + 2] = 1
+    assert torch.allclose(norms, torch.ones_like(norms), atol=1e-6)
+    assert torch.equal(corr.flatten_features(f, normalize=False), f.flatten(2))
+
+
+def test_sample_pixels_and_loss_weight():
+    s, t = torch.randn(2, 8, 16, 16), torch.randn(2, 4, 16, 16)
+    for cls in (SelfCorrelationLoss, CrossCorrelationLoss, GlobalCorrelationLoss):
+        for distance in ('mse', 'kl'):
+            torch.manual_seed(0)
+            a = call(cls(distance=distance, sample_pixels=50), s, t)
+            torch.manual_seed(0)
+            b = call(cls(distance=distance, sample_pixels=50, loss_weight=3.0), s, t)
+            assert torch.isfinite(a) and a > 0
+            assert rel(b, 3 * a) < 1e-6
+            # Sampling everything (or more) is the unsampled loss.
+            assert rel(call(cls(distance=distance, sample_pixels=10_000), s, t),
+                       call(cls(distance=distance), s, t)) < 1e-6
+    # Same indices for student and teacher: identical maps still give 0.
+    assert GlobalCorrelationLoss(distance='kl', sample_pixels=40)(s, s.clone()) <= 1e-7
+
+
+def test_registry_names_and_validation():
+    for name, key in (('SelfCorrelationLoss', 'loss_self_corr'),
+                      ('CrossCorrelationLoss', 'loss_cross_corr'),
+                      ('GlobalCorrelationLoss', 'loss_global_corr')):
+        loss = MODELS.build(dict(type=name))
+        assert type(loss).__name__ == name and loss.loss_name == key
+    assert MODELS.build(dict(type='SelfCorrelationLoss', gram_dtype='float32')).gram_dtype \
+        == torch.float32
+    assert SelfCorrelationLoss(loss_name='loss_x').loss_name == 'loss_x'
+    bad = [dict(distance='l1'), dict(tau=0), dict(tau=-1.0), dict(pool_size=0),
+           dict(chunk_size=0), dict(sample_pixels=0), dict(resize_mode='nearest'),
+           dict(gram_dtype='int64'), dict(gram_dtype='float99'), dict(loss_name='self')]
+    for kwargs in bad:
+        with pytest.raises(ValueError):
+            SelfCorrelationLoss(**kwargs)
+    with pytest.raises(ValueError, match='batch sizes'):
+        SelfCorrelationLoss()(torch.randn(2, 3, 4, 4), torch.randn(3, 3, 4, 4))
+    with pytest.raises(ValueError, match='same shape'):
+        CrossCorrelationLoss()(torch.randn(2, 3, 4, 4), torch.randn(2, 3, 5, 4),
+                               torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4))
+
+
+def test_feature_mse_adapter():
+    loss_fn = MODELS.build(dict(type='FeatureMSELoss', student_channels=8,
+                                teacher_channels=16))
+    assert loss_fn.loss_name == 'loss_feat_mse'
+    assert len(list(loss_fn.parameters())) == 2  # exists at build time for the optimizer
+    s = torch.randn(2, 8, 6, 6, requires_grad=True)
+    t = torch.randn(2, 16, 12, 12, requires_grad=True)
+    loss = loss_fn(s, t)
+    loss.backward()
+    assert loss_fn.adapter.weight.grad is not None
+    assert loss_fn.adapter.weight.grad.abs().sum() > 0
+    assert s.grad is not None and t.grad is None
+    expected = F.mse_loss(F.interpolate(loss_fn.adapter(s), size=(12, 12), mode='bilinear',
+                                        align_corners=False), t)
+    assert rel(loss, expected) < 1e-6
+    with pytest.raises(ValueError, match='channels'):
+        loss_fn(torch.randn(2, 4, 6, 6), t)
+
+
+def naive_cwd(s, t, tau):
+    b, c = s.shape[:2]
+    total = 0.0
+    for i in range(b):
+        for j in range(c):
+            p_t = torch.softmax(t[i, j].flatten() / tau, 0)
+            log_p_s = torch.log_softmax(s[i, j].flatten() / tau, 0)
+            total = total + (p_t * (p_t.log() - log_p_s)).sum()
+    return total / (b * c) * tau**2
+
+
+@pytest.mark.parametrize('tau', [1.0, 4.0])
+def test_cwd_matches_naive_loop(tau):
+    g = torch.Generator().manual_seed(2)
+    s, t = torch.randn(3, 5, 7, 6, generator=g), torch.randn(3, 5, 7, 6, generator=g)
+    loss_fn = ChannelWiseDivergenceLoss(tau=tau, loss_weight=2.0)
+    assert loss_fn.adapter is None and loss_fn.loss_name == 'loss_cwd'
+    assert rel(loss_fn(s, t), 2 * naive_cwd(s, t, tau)) < 1e-5
+    assert loss_fn(s, s.clone()).abs().item() < 1e-6
+
+
+def test_cwd_adapter_and_errors():
+    loss_fn = ChannelWiseDivergenceLoss(student_channels=4, teacher_channels=6)
+    s = torch.randn(2, 4, 5, 5, requires_grad=True)
+    t = torch.randn(2, 6, 5, 5)
+    loss_fn(s, t).backward()
+    assert loss_fn.adapter.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match='adapter'):
+        ChannelWiseDivergenceLoss()(torch.randn(2, 4, 5, 5), t)
+    with pytest.raises(ValueError):
+        ChannelWiseDivergenceLoss(tau=0)
+    with pytest.raises(ValueError):
+        FeatureMSELoss(0, 3)
+
+
+def test_benchmark_worker_runs():
+    """The benchmark's in-process worker on a tiny map (the full table takes minutes)."""
+    import importlib.util
+    import os.path as osp
+    path = osp.join(osp.dirname(__file__), '..', '..', 'tools', 'benchmark',
+                    'bench_correlation.py')
+    spec = importlib.util.spec_from_file_location('bench_correlation', path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    num_threads = torch.get_num_threads()
+    try:
+        gram = bench.worker('cross', 'gram', '2x4x6x6', 'memory', repeats=1)
+        expl = bench.worker('cross', 'explicit', '2x4x6x6', 'time', repeats=1)
+    finally:
+        torch.set_num_threads(num_threads)
+    assert gram['peak_mb'] >= 0 and expl['time_s'] > 0
+    assert gram['value'] == pytest.approx(expl['value'], rel=1e-5)

@@ -1,0 +1,92 @@
+"""HiCD end to end with the tools: teacher -> distillation -> export -> test, plus CPU DDP and
+an Open-CD-style config."""
+import os
+import os.path as osp
+
+import pytest
+import torch
+
+from tests.conftest import REPO_ROOT
+from tests.tools.test_train_test import run_tool, tiny_options
+
+TEACHER_CFG = 'configs/fc_siam_diff/fc_siam_diff_cpu-1k_synthetic.py'
+HICD_CFG = 'configs/hicd/fc_siam_diff/hicd_fc_siam_diff_cpu-1k_synthetic_multi_deg_x4.py'
+LQ_CFG = 'configs/hicd/fc_siam_diff/lq_fc_siam_diff_cpu-1k_synthetic_multi_deg_x4.py'
+
+
+@pytest.fixture(scope='module')
+def teacher(tmp_path_factory):
+    from tests.conftest import make_levir_split
+    root = str(tmp_path_factory.mktemp('levir'))
+    for split, n in (('train', 4), ('val', 2), ('test', 2)):
+        make_levir_split(root, split, n, seed=len(split))
+    work = str(tmp_path_factory.mktemp('teacher'))
+    run_tool(['tools/train.py', TEACHER_CFG, '--work-dir', work, '--cfg-options',
+              *tiny_options(root, 2)])
+    return root, osp.join(work, 'iter_2.pth')
+
+
+def hicd_options(root, ckpt, max_iters=2):
+    return tiny_options(root, max_iters) + [f'model.teacher_ckpt={ckpt}']
+
+
+def test_hicd_trains_exports_and_tests(teacher, tmp_path):
+    root, ckpt = teacher
+    work = str(tmp_path / 'hicd')
+    proc = run_tool(['tools/train.py', HICD_CFG, '--work-dir', work, '--cfg-options',
+                     *hicd_options(root, ckpt)])
+    log = proc.stdout + proc.stderr
+    for term in ('sem_self', 'sem_cross', 'sem_global', 'chg_self', 'chg_global'):
+        assert f'distill.loss_{term}' in log
+    state = torch.load(osp.join(work, 'iter_2.pth'), map_location='cpu')['state_dict']
+    assert not any(k.startswith('teacher') for k in state)
+    assert osp.isfile(osp.join(work, 'student_final.pth'))
+    exported = str(tmp_path / 'student.pth')
+    run_tool(['tools/export_student.py', osp.join(work, 'iter_2.pth'), exported])
+    out = run_tool(['tools/test.py', LQ_CFG, exported, '--work-dir', str(tmp_path / 't'),
+                    '--cfg-options', *tiny_options(root, 2)])
+    assert 'F1' in out.stdout + out.stderr
+    # the hook's student-only checkpoint is also a plain detector checkpoint
+    run_tool(['tools/test.py', LQ_CFG, osp.join(work, 'student_final.pth'), '--work-dir',
+              str(tmp_path / 't2'), '--cfg-options', *tiny_options(root, 2)])
+
+
+def test_hicd_resume_continues_with_same_losses(teacher, tmp_path):
+    root, ckpt = teacher
+    straight, resumed = str(tmp_path / 'straight'), str(tmp_path / 'resumed')
+    opts = lambda n: tiny_options(root, n, sched_end=4) + [f'model.teacher_ckpt={ckpt}']  # noqa
+    run_tool(['tools/train.py', HICD_CFG, '--work-dir', straight, '--cfg-options', *opts(4)])
+    run_tool(['tools/train.py', HICD_CFG, '--work-dir', resumed, '--cfg-options', *opts(2)])
+    run_tool(['tools/train.py', HICD_CFG, '--work-dir', resumed, '--resume', '--cfg-options',
+              *opts(4)])
+    a = torch.load(osp.join(straight, 'iter_4.pth'), map_location='cpu')['state_dict']
+    b = torch.load(osp.join(resumed, 'iter_4.pth'), map_location='cpu')['state_dict']
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], msg=key)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='tests the CPU (gloo) path')
+def test_hicd_cpu_ddp(teacher, tmp_path):
+    root, ckpt = teacher
+    work = str(tmp_path / 'ddp')
+    proc = run_tool(['-m', 'torch.distributed.run', '--nproc_per_node=2',
+                     '--master_port=29541', 'tools/train.py', HICD_CFG, '--launcher', 'pytorch',
+                     '--work-dir', work, '--cfg-options', *hicd_options(root, ckpt)],
+                    env=dict(os.environ, OMP_NUM_THREADS='1'))
+    log = proc.stdout + proc.stderr
+    assert 'Distributed training: True' in log and 'distill.loss_sem_self' in log
+    assert osp.isfile(osp.join(work, 'iter_2.pth'))
+
+
+def test_opencd_style_config(teacher, tmp_path):
+    root, ckpt = teacher
+    cfg = osp.join(REPO_ROOT, 'tests/fixtures/opencd_style_hicd.py')
+    work = str(tmp_path / 'opencd')
+    proc = run_tool(['tools/train.py', cfg, '--work-dir', work, '--cfg-options',
+                     f'train_dataloader.dataset.data_root={root}',
+                     f'val_dataloader.dataset.data_root={root}',
+                     f'test_dataloader.dataset.data_root={root}',
+                     f'model.teacher_ckpt={ckpt}'])
+    log = proc.stdout + proc.stderr
+    assert 'distill.loss_sem_cross' in log and 'distill.loss_chg_global' in log
+    assert osp.isfile(osp.join(work, 'student_final.pth'))
