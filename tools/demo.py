@@ -68,6 +68,7 @@ def run(cmd: List[str], log_file: str) -> None:
 def common_options(args: argparse.Namespace) -> List[str]:
     root = args.data_root
     interval = max(args.iters // 2, 1)
+    warmup = max(1, min(50, args.iters // 10))
     opts = [f'{loader}_dataloader.dataset.data_root={root}' for loader in ('train', 'val',
                                                                            'test')]
     opts += [
@@ -75,6 +76,7 @@ def common_options(args: argparse.Namespace) -> List[str]:
         f'train_dataloader.dataset.pipeline.2.crop_size=[{args.crop},{args.crop}]',
         f'train_cfg.max_iters={args.iters}', f'train_cfg.val_interval={interval}',
         f'default_hooks.checkpoint.interval={interval}',
+        f'param_scheduler.0.end={warmup}', f'param_scheduler.1.begin={warmup}',
         f'param_scheduler.1.end={args.iters}', f'randomness.seed={args.seed}',
         'default_hooks.logger.interval=50'
     ]
