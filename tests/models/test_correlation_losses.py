@@ -140,8 +140,7 @@ def test_gram_clamped_at_zero():
             loss = corr.self_correlation_mse(xs, xt, gram_dtype=dtype)
             assert 0 <= loss.item() < 1e-7
         # Where a sample's unclamped float32 value is negative, its gradient is 0 (clamp_min).
-        g_ss, g_st, g_tt = (corr._gram(a, b, torch.float32) for a, b in
-                            ((xs, xs), (xs, xt), (xt, xt)))
+        g_ss, g_tt, g_st = corr._grams(xs, xt, torch.float32)
         unclamped = (corr._frobenius_inner(g_ss, g_ss) - 2 * corr._frobenius_inner(g_st, g_st)
                      + corr._frobenius_inner(g_tt, g_tt))
         xs_ = xs.clone().requires_grad_()

@@ -161,21 +161,31 @@ def _position_chunks(b: int, c: int, n: int) -> List[slice]:
     return [slice(i, i + step) for i in range(0, n, step)]
 
 
-def _gram(a: Tensor, b: Tensor, dtype: torch.dtype) -> Tensor:
-    """Per-sample ``a b^T`` in ``dtype``, accumulated over chunks of positions.
+def _grams(x_s: Tensor, x_t: Tensor, dtype: torch.dtype) -> Tuple[Tensor, Tensor, Tensor]:
+    """Per-sample Gram matrices ``x_s x_s^T``, ``x_t x_t^T`` and ``x_s x_t^T`` in ``dtype``.
+
+    They are accumulated over chunks of positions in one pass, so each chunk of the inputs is
+    converted to ``dtype`` once.
 
     Args:
-        a (Tensor): ``(B, C_a, N)``.
-        b (Tensor): ``(B, C_b, N)``.
+        x_s (Tensor): ``(B, C_s, N)``.
+        x_t (Tensor): ``(B, C_t, N)``.
         dtype (torch.dtype): Accumulation dtype.
 
     Returns:
-        Tensor: ``(B, C_a, C_b)``.
+        tuple[Tensor, Tensor, Tensor]: ``(B, C_s, C_s)``, ``(B, C_t, C_t)``, ``(B, C_s, C_t)``.
     """
-    out = a.new_zeros((a.shape[0], a.shape[1], b.shape[1]), dtype=dtype)
-    for sl in _position_chunks(a.shape[0], max(a.shape[1], b.shape[1]), a.shape[2]):
-        out.baddbmm_(a[..., sl].to(dtype), b[..., sl].to(dtype).transpose(1, 2))
-    return out
+    b, c_s, n = x_s.shape
+    c_t = x_t.shape[1]
+    g_ss = x_s.new_zeros((b, c_s, c_s), dtype=dtype)
+    g_tt = x_s.new_zeros((b, c_t, c_t), dtype=dtype)
+    g_st = x_s.new_zeros((b, c_s, c_t), dtype=dtype)
+    for sl in _position_chunks(b, max(c_s, c_t), n):
+        chunk_s, chunk_t = x_s[..., sl].to(dtype), x_t[..., sl].to(dtype)
+        g_ss.baddbmm_(chunk_s, chunk_s.transpose(1, 2))
+        g_tt.baddbmm_(chunk_t, chunk_t.transpose(1, 2))
+        g_st.baddbmm_(chunk_s, chunk_t.transpose(1, 2))
+    return g_ss, g_tt, g_st
 
 
 def _gram_apply(g_1: Tensor, x_1: Tensor, g_2: Tensor, x_2: Tensor, coef: Tensor,
@@ -230,15 +240,11 @@ class _GramCorrelationMSE(torch.autograd.Function):
         same = cols_s is None
         if same != (cols_t is None):
             raise ValueError('cols_s and cols_t must both be None or both be tensors')
-        g_r_ss = _gram(rows_s, rows_s, dtype)
-        g_r_tt = _gram(rows_t, rows_t, dtype)
-        g_r_st = _gram(rows_s, rows_t, dtype)
+        g_r_ss, g_r_tt, g_r_st = _grams(rows_s, rows_t, dtype)
         if same:
             g_k_ss, g_k_tt, g_k_st = g_r_ss, g_r_tt, g_r_st
         else:
-            g_k_ss = _gram(cols_s, cols_s, dtype)
-            g_k_tt = _gram(cols_t, cols_t, dtype)
-            g_k_st = _gram(cols_s, cols_t, dtype)
+            g_k_ss, g_k_tt, g_k_st = _grams(cols_s, cols_t, dtype)
         per_sample = (_frobenius_inner(g_r_ss, g_k_ss) - 2 * _frobenius_inner(g_r_st, g_k_st)
                       + _frobenius_inner(g_r_tt, g_k_tt))
         ctx.save_for_backward(rows_s, cols_s, rows_t, cols_t, g_r_ss, g_k_ss, g_r_tt, g_k_tt,
