@@ -23,7 +23,7 @@ model = dict(
         dropout_ratio=0.0,
         norm_cfg=norm_cfg,
         align_corners=False,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0,
+        loss_decode=dict(type='WeightedCrossEntropyLoss', loss_weight=1.0,
                          class_weight=[1.0, 2.0])),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))

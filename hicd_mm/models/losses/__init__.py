@@ -9,6 +9,7 @@ from .correlation import (BaseCorrelationLoss, CrossCorrelationLoss, GlobalCorre
                           global_correlation_mse_explicit, match_spatial, sample_positions,
                           self_correlation_kl, self_correlation_kl_explicit,
                           self_correlation_mse, self_correlation_mse_explicit)
+from .weighted_cross_entropy import WeightedCrossEntropyLoss
 
 __all__ = [
     'BaseCorrelationLoss', 'SelfCorrelationLoss', 'CrossCorrelationLoss',
@@ -19,5 +20,5 @@ __all__ = [
     'cross_correlation_mse_explicit', 'global_correlation_mse',
     'global_correlation_mse_explicit', 'self_correlation_kl', 'self_correlation_kl_explicit',
     'cross_correlation_kl', 'cross_correlation_kl_explicit', 'global_correlation_kl',
-    'global_correlation_kl_explicit'
+    'global_correlation_kl_explicit', 'WeightedCrossEntropyLoss'
 ]
