@@ -412,3 +412,35 @@ def test_benchmark_worker_runs():
         torch.set_num_threads(num_threads)
     assert gram['peak_mb'] >= 0 and expl['time_s'] > 0
     assert gram['value'] == pytest.approx(expl['value'], rel=1e-5)
+
+
+def test_shared_feature_preparation_keeps_values_and_gradients():
+    """Inside the block each map is prepared once; losses and gradients are unchanged."""
+    g = torch.Generator().manual_seed(11)
+    fs = [torch.randn(2, 5, 6, 7, generator=g, requires_grad=True) for _ in range(2)]
+    ft = [torch.randn(2, 3, 6, 7, generator=g) for _ in range(2)]
+    losses = [corr.SelfCorrelationLoss(), corr.GlobalCorrelationLoss(pool_size=4),
+              corr.SelfCorrelationLoss(pool_size=4)]
+    cross = corr.CrossCorrelationLoss()
+
+    def total():
+        out = sum(m(fs[d], ft[d]) for m in losses for d in (0, 1))
+        return out + cross(fs[0], fs[1], ft[0], ft[1])
+
+    ref = total()
+    ref_grads = torch.autograd.grad(ref, fs)
+    calls = []
+    original = corr.flatten_features
+    corr.flatten_features = lambda *a, **k: calls.append(1) or original(*a, **k)
+    try:
+        with corr.shared_feature_preparation():
+            shared = total()
+    finally:
+        corr.flatten_features = original
+    shared_grads = torch.autograd.grad(shared, fs)
+    # 2 option sets (pool None / 4) x 2 dates x (student + teacher)
+    assert len(calls) == 8
+    assert torch.allclose(shared, ref, rtol=1e-12, atol=0)
+    for a, b in zip(shared_grads, ref_grads):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-7)  # float32: summation order differs
+    assert corr._active_preparation_cache() is None

@@ -12,6 +12,7 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from torch import Tensor, nn
 
 from hicd_mm.registry import MODELS
+from ..losses.correlation import shared_feature_preparation
 from .recorder import ModuleRecorder
 
 FEATURE_KINDS = ('semantic', 'semantic_pair', 'change')
@@ -298,6 +299,16 @@ class HiCDDistiller(BaseModel):
             rec['teacher_sem'])
         student_chg = rec['student_chg'].get(0) if needs_change else None
         teacher_chg = rec['teacher_chg'].get(0) if needs_change else None
+        with shared_feature_preparation():
+            losses.update(self._distill_losses(student_sem, teacher_sem, student_chg,
+                                               teacher_chg))
+        return losses
+
+    def _distill_losses(self, student_sem: List[Tuple[Tensor, ...]],
+                        teacher_sem: List[Tuple[Tensor, ...]], student_chg: Optional[Tensor],
+                        teacher_chg: Optional[Tensor]) -> Dict[str, Tensor]:
+        """``distill.loss_<term>`` of every active term from the recorded features."""
+        losses = {}
         for name, kind in self.term_features.items():
             modules = self.distill_losses[name]
             if kind == 'change':

@@ -8,7 +8,8 @@ from .correlation import (BaseCorrelationLoss, CrossCorrelationLoss, GlobalCorre
                           global_correlation_kl_explicit, global_correlation_mse,
                           global_correlation_mse_explicit, match_spatial, sample_positions,
                           self_correlation_kl, self_correlation_kl_explicit,
-                          self_correlation_mse, self_correlation_mse_explicit)
+                          self_correlation_mse, self_correlation_mse_explicit,
+                          shared_feature_preparation)
 from .weighted_cross_entropy import WeightedCrossEntropyLoss
 
 __all__ = [
@@ -20,5 +21,5 @@ __all__ = [
     'cross_correlation_mse_explicit', 'global_correlation_mse',
     'global_correlation_mse_explicit', 'self_correlation_kl', 'self_correlation_kl_explicit',
     'cross_correlation_kl', 'cross_correlation_kl_explicit', 'global_correlation_kl',
-    'global_correlation_kl_explicit', 'WeightedCrossEntropyLoss'
+    'global_correlation_kl_explicit', 'shared_feature_preparation', 'WeightedCrossEntropyLoss'
 ]

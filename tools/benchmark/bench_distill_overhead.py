@@ -1,0 +1,147 @@
+"""Train-step time of a HiCD student vs the same detector trained alone (CPU, one run).
+
+For each detector config, two models are built with the same seed: the plain detector, and
+a :class:`~hicd_mm.models.HiCDDistiller` whose student and teacher are that detector with the
+default HiCD terms (``hicd_default.py``: semantic self/cross/global on every encoder stage,
+change self/global). One training step = forward with the losses, backward, AdamW step on a
+batch of random pairs (the distiller also gets the HQ copy: 12 channels). The two steps are
+timed **interleaved** (plain, HiCD, plain, HiCD, ...) so that a change of machine load hits
+both alike, and the ratio of the medians is printed. The teacher's no-grad forward alone is
+timed too: ``(plain + teacher) / plain`` is the floor of the ratio.
+
+Usage::
+
+    python tools/benchmark/bench_distill_overhead.py              # BIT r18, ChangeFormer MiT-b0
+    python tools/benchmark/bench_distill_overhead.py --repeats 5 --configs \
+        configs/fc_siam_diff/fc_siam_diff_cpu-1k_synthetic.py
+"""
+import argparse
+import logging
+import os
+import os.path as osp
+import statistics
+import sys
+import time
+import warnings
+from typing import Callable, Dict, List
+
+import torch
+from mmengine.config import Config
+from mmengine.logging import MMLogger
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, REPO_ROOT)
+sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'benchmark'))
+
+from bench_detectors import make_samples  # noqa: E402
+
+from hicd_mm.models.distillers import default_hicd_terms  # noqa: E402
+from hicd_mm.registry import MODELS  # noqa: E402
+from hicd_mm.utils import register_all_modules  # noqa: E402
+
+DEFAULT_CONFIGS = ['configs/_base_/models/bit_r18.py',
+                   'configs/_base_/models/changeformer_mit-b0.py']
+
+
+def train_step_fn(model: torch.nn.Module, inputs: torch.Tensor, samples) -> Callable[[], None]:
+    """A closure running one optimisation step of ``model`` on a fixed batch."""
+    optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    model.train()
+
+    def step() -> None:
+        losses = model(inputs, samples, mode='loss')
+        loss = sum(v for k, v in losses.items() if 'loss' in k)
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+
+    return step
+
+
+def teacher_forward_fn(distiller: torch.nn.Module, hq: torch.Tensor) -> Callable[[], None]:
+    """A closure running the teacher as the distiller does: no grad, encoder + decoder."""
+    teacher = distiller.teacher
+
+    def forward() -> None:
+        with torch.no_grad():
+            teacher.decode_head(teacher.extract_feat(hq))
+
+    return forward
+
+
+def interleaved_medians(fns: Dict[str, Callable[[], None]], warmup: int,
+                        repeats: int) -> Dict[str, float]:
+    """Median seconds of each function, timed round-robin after ``warmup`` rounds."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: Dict[str, List[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def bench_one(path: str, args: argparse.Namespace) -> Dict:
+    cfg = Config.fromfile(osp.join(REPO_ROOT, path))
+    torch.manual_seed(0)
+    plain = MODELS.build(cfg.model)
+    torch.manual_seed(0)
+    distiller = MODELS.build(dict(type='HiCDDistiller', student=cfg.model,
+                                  distill_terms=default_hicd_terms(),
+                                  allow_random_teacher=True))
+    g = torch.Generator().manual_seed(0)
+    lq = torch.randn(args.batch, 6, args.size, args.size, generator=g)
+    hq = torch.randn(args.batch, 6, args.size, args.size, generator=g)
+    samples = make_samples(args.batch, args.size)
+    fns = {
+        'plain': train_step_fn(plain, lq, samples),
+        'hicd': train_step_fn(distiller, torch.cat([lq, hq], dim=1), samples),
+        'teacher': teacher_forward_fn(distiller, hq),
+    }
+    result = interleaved_medians(fns, args.warmup, args.repeats)
+    result.update(config=path, ratio=result['hicd'] / result['plain'],
+                  floor=(result['plain'] + result['teacher']) / result['plain'])
+    return result
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--configs', nargs='+', default=DEFAULT_CONFIGS)
+    parser.add_argument('--size', type=int, default=256)
+    parser.add_argument('--batch', type=int, default=8)
+    parser.add_argument('--repeats', type=int, default=3, help='timed rounds')
+    parser.add_argument('--warmup', type=int, default=1, help='untimed rounds')
+    parser.add_argument('--threads', type=int, default=2, help='torch threads')
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings('ignore')
+    MMLogger.get_current_instance().setLevel(logging.ERROR)
+    register_all_modules(init_default_scope=True)
+    load_before = '/'.join(f'{v:.1f}' for v in os.getloadavg())
+    rows = []
+    for path in args.configs:
+        r = bench_one(path, args)
+        print(f"{path}: plain {r['plain']:.2f} s, hicd {r['hicd']:.2f} s, "
+              f"ratio {r['ratio']:.2f}x", file=sys.stderr, flush=True)
+        rows.append(r)
+    load_after = '/'.join(f'{v:.1f}' for v in os.getloadavg())
+    print(f'| config | plain step (s) | HiCD step (s) | HiCD / plain | teacher fwd (s) | '
+          f'floor (plain+teacher)/plain |')
+    print('|---|---:|---:|---:|---:|---:|')
+    for r in rows:
+        print(f"| `{r['config']}` | {r['plain']:.3f} | {r['hicd']:.3f} | **{r['ratio']:.2f}x** | "
+              f"{r['teacher']:.3f} | {r['floor']:.2f}x |")
+    print(f'\n{args.size}x{args.size}, batch {args.batch}, torch {torch.__version__}, '
+          f'{args.threads} threads, median of {args.repeats} interleaved rounds after '
+          f'{args.warmup} warm-up; load average before {load_before}, after {load_after}.')
+
+
+if __name__ == '__main__':
+    main()
