@@ -1,11 +1,20 @@
 """Evaluate a checkpoint on the test split of a config.
 
-Example::
+Examples::
 
     python tools/test.py CONFIG work_dirs/x/iter_1000.pth --show-dir vis --out preds
+    # image B degraded on the fly (fixed seed 0, reproducible), replacing any config degradation
+    python tools/test.py CONFIG CKPT --degradation jpeg --severity 3
+    python tools/test.py CONFIG CKPT --degradation resolution --scale 4 --degradation-seed 1
+    # a test split degraded offline by tools/degrade_dataset.py
+    python tools/test.py CONFIG CKPT --degraded-dir data/LEVIR-CD_multi-x4/test
+
+See docs/robustness.md.
 """
 import argparse
 import os
+import sys
+from typing import List
 
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
@@ -13,6 +22,7 @@ from mmengine.runner import Runner
 
 import hicd_mm  # noqa: F401  (registers components, checkpoint safe globals)
 from hicd_mm.utils import setup_cpu_distributed, setup_work_dir
+from hicd_mm.utils.test_options import apply_test_options, valid_degradation_names
 
 
 def parse_args() -> argparse.Namespace:
@@ -23,12 +33,30 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--out', help='dir to save the predicted change masks (png)')
     parser.add_argument('--show-dir', help='dir to save, per pair, A | B | prediction | '
                         'TP/FP/FN overlay')
+    quality = parser.add_mutually_exclusive_group()
+    quality.add_argument('--degradation', metavar='NAME',
+                         help='degrade image B on the fly with this degradation (or group); '
+                         f'valid: {", ".join(valid_degradation_names())}')
+    quality.add_argument('--degraded-dir', metavar='DIR',
+                         help='evaluate on a test split degraded offline by '
+                         'tools/degrade_dataset.py (no on-the-fly degradation)')
+    parser.add_argument('--severity', type=int, metavar='S',
+                        help='severity 1-5 of --degradation (single degradations and groups)')
+    parser.add_argument('--scale', type=float, metavar='K',
+                        help='scale of --degradation: resolution factor or multi sf')
+    parser.add_argument('--degradation-seed', type=int, metavar='N',
+                        help='seed of --degradation (default 0): sample i uses '
+                        'default_rng([N, i])')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value pairs')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
+    given = [f'--{k.replace("_", "-")}' for k in ('severity', 'scale', 'degradation_seed')
+             if getattr(args, k) is not None]
+    if args.degradation is None and given:
+        parser.error(f'{", ".join(given)} only apply to --degradation NAME')
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
@@ -43,17 +71,39 @@ def add_output_hook(cfg: Config, out_dir=None, show_dir=None) -> None:
     cfg.custom_hooks = hooks
 
 
+def apply_quality_options(cfg: Config, args: argparse.Namespace) -> List[str]:
+    """Apply ``--degradation``/``--degraded-dir``; exits with a clear message on bad input.
+
+    Args:
+        cfg (Config): The config, modified in place.
+        args (argparse.Namespace): The parsed arguments.
+
+    Returns:
+        list[str]: Notes on what was changed, for the runner's log.
+    """
+    try:
+        seed = 0 if args.degradation_seed is None else args.degradation_seed
+        return apply_test_options(cfg, args.degradation, args.severity, args.scale, seed,
+                                  args.degraded_dir)
+    except (ValueError, TypeError, KeyError, FileNotFoundError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        sys.exit(f'error: {message}')
+
+
 def main() -> None:
     args = parse_args()
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    notes = apply_quality_options(cfg, args)
     setup_work_dir(cfg, args.config, args.work_dir)
     cfg.load_from = args.checkpoint
     add_output_hook(cfg, args.out, args.show_dir)
     setup_cpu_distributed(cfg)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    for note in notes:
+        runner.logger.info(note)
     runner.test()
 
 
