@@ -170,3 +170,13 @@ def test_init_student_from_teacher(teacher_ckpt):
     model.init_weights()
     for key, value in model.teacher.state_dict().items():
         assert torch.equal(model.student.state_dict()[key], value)
+
+
+def test_config_mixin_matches_default_hicd_terms():
+    """configs/_base_/hicd/hicd_default.py and default_hicd_terms() describe the same terms."""
+    from mmengine.config import Config
+
+    from tests.conftest import REPO_ROOT
+    cfg = Config.fromfile(f'{REPO_ROOT}/configs/_base_/hicd/hicd_default.py')
+    assert cfg.hicd_terms.to_dict() == default_hicd_terms()
+    assert default_hicd_terms()['chg_self']['loss']['pool_size'] == 64

@@ -18,9 +18,28 @@ from .recorder import ModuleRecorder
 FEATURE_KINDS = ('semantic', 'semantic_pair', 'change')
 
 
+# Correlations are compared on at most this many positions per side (adaptive average
+# pooling): full-resolution change features (e.g. 256 x 256) cost 16x less at 64 x 64, and
+# 64 x 64 = 4096 positions keep the structure the affinities describe. See docs/method.md.
+DEFAULT_POOL_SIZE = 64
+
+
 def default_hicd_terms(sem_self: float = 1.0, sem_cross: float = 1.0, sem_global: float = 1.0,
-                       chg_self: float = 1.0, chg_global: float = 1.0, **loss_kwargs) -> dict:
-    """The five HiCD correlation terms with the given weights (0 switches a term off)."""
+                       chg_self: float = 1.0, chg_global: float = 1.0,
+                       **loss_kwargs) -> dict:
+    """The five HiCD correlation terms of ``configs/_base_/hicd/hicd_default.py``.
+
+    Args:
+        sem_self, sem_cross, sem_global, chg_self, chg_global (float): Term weights; 0
+            switches a term off.
+        **loss_kwargs: Extra arguments of every correlation loss (default
+            ``pool_size=DEFAULT_POOL_SIZE``).
+
+    Returns:
+        dict: ``distill_terms`` for :class:`HiCDDistiller`.
+    """
+    loss_kwargs.setdefault('pool_size', DEFAULT_POOL_SIZE)
+
     def term(feature: str, loss_type: str, weight: float) -> dict:
         return dict(feature=feature,
                     loss=dict(type=loss_type, loss_weight=weight, **loss_kwargs))
