@@ -14,16 +14,18 @@ Example::
 Finished steps are skipped when their outputs exist (use ``--fresh`` to redo them).
 """
 import argparse
-import glob
-import json
 import os
 import os.path as osp
-import subprocess
 import sys
 import time
 from typing import Dict, List, Optional
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+from hicd_mm.utils import experiments as ex  # noqa: E402
+
 DETECTOR = 'fc_siam_diff'
 BASE = 'fc_siam_diff_cpu-1k_synthetic'
 SETTING = 'multi_deg_x4'
@@ -54,33 +56,18 @@ def log(msg: str) -> None:
 def run(cmd: List[str], log_file: str) -> None:
     """Run a tool, keep its full log in ``log_file`` and echo its progress lines."""
     log(' '.join(cmd[1:4]) + ' ...')
-    with open(log_file, 'w') as f:
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, env=dict(os.environ, PYTHONUNBUFFERED='1'))
-        for line in proc.stdout:
-            f.write(line)
-            if 'Iter(train)' in line or 'change metrics' in line:
-                print('    ' + line.split(' - INFO - ')[-1].rstrip()[:150], flush=True)
-        if proc.wait() != 0:
-            raise SystemExit(f'step failed ({proc.returncode}); see {log_file}')
+    rc = ex.run_tool(cmd, log_file, echo=lambda line: print('    ' + line, flush=True))
+    if rc != 0:
+        raise SystemExit(f'step failed ({rc}); see {log_file}')
 
 
 def common_options(args: argparse.Namespace) -> List[str]:
-    root = args.data_root
-    interval = max(args.iters // 2, 1)
-    warmup = max(1, min(50, args.iters // 10))
-    opts = [f'{loader}_dataloader.dataset.data_root={root}' for loader in ('train', 'val',
-                                                                           'test')]
-    opts += [
-        f'train_dataloader.batch_size={args.batch_size}',
-        f'train_dataloader.dataset.pipeline.2.crop_size=[{args.crop},{args.crop}]',
-        f'train_cfg.max_iters={args.iters}', f'train_cfg.val_interval={interval}',
-        f'default_hooks.checkpoint.interval={interval}',
-        f'param_scheduler.0.end={warmup}', f'param_scheduler.1.begin={warmup}',
-        f'param_scheduler.1.end={args.iters}', f'randomness.seed={args.seed}',
-        'default_hooks.logger.interval=50'
-    ]
-    return opts
+    """Data, length, schedule, checkpoint and seed options shared by every step."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(TEACHER_CFG)
+    return ex.training_options(cfg, args.data_root, args.iters, args.seed, args.batch_size,
+                               args.crop, val_interval=max(args.iters // 2, 1),
+                               logger_interval=50)
 
 
 def train(args, name: str, config: str, extra: Optional[List[str]] = None) -> str:
@@ -102,19 +89,13 @@ def evaluate(args, name: str, config: str, checkpoint: str) -> Dict[str, float]:
     log(f'evaluating {name}')
     run([sys.executable, 'tools/test.py', config, checkpoint, '--work-dir', work,
          '--cfg-options', *common_options(args)], osp.join(args.work_dir, f'{name}_test.log'))
-    results = sorted(glob.glob(osp.join(work, '*', '*.json')), key=osp.getmtime)
-    with open(results[-1]) as f:
-        return json.load(f)
+    return ex.read_metrics(work)
 
 
 def ensure_dataset(args: argparse.Namespace) -> None:
-    if osp.isfile(osp.join(REPO, args.data_root, 'meta.json')):
-        log(f'dataset: using {args.data_root}')
-        return
-    log(f'dataset: generating {args.data_root}')
-    run([sys.executable, 'tools/make_synthetic_cd.py', args.data_root, '--train',
-         str(args.train_pairs), '--val', '100', '--test', str(args.test_pairs), '--seed',
-         str(args.seed)], osp.join(args.work_dir, 'make_synthetic.log'))
+    ex.ensure_synthetic_dataset(args.data_root, osp.join(args.work_dir, 'make_synthetic.log'),
+                                train=args.train_pairs, val=100, test=args.test_pairs,
+                                seed=args.seed, log=log)
 
 
 def table(rows: Dict[str, Dict[str, float]]) -> str:
