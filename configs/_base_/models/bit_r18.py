@@ -3,19 +3,11 @@
 # 1/8), FeatureFusionNeck concat, bitemporal image transformer head (BITHead).
 # Semantic features: output of `backbone` = one tuple per date with 1 map (N, 256, H/8, W/8).
 # Change feature: input of `decode_head.conv_seg` = (N, 32, H, W).
+_base_ = ['./dual_input_preprocessor.py']
 norm_cfg = dict(type='BN', requires_grad=True)  # BN, not SyncBN (CPU / single-device runs)
-data_preprocessor = dict(
-    type='DualInputSegDataPreProcessor',
-    mean=[123.675, 116.28, 103.53] * 2,
-    std=[58.395, 57.12, 57.375] * 2,
-    bgr_to_rgb=True,
-    size_divisor=32,
-    pad_val=0,
-    seg_pad_val=255,
-    test_cfg=dict(size_divisor=32))
 model = dict(
     type='SiamEncoderDecoder',
-    data_preprocessor=data_preprocessor,
+    data_preprocessor={{_base_.data_preprocessor}},
     # No weights can be downloaded here. With network access, ImageNet weights are enabled by
     # pretrained='open-mmlab://resnet18_v1c' (as in Open-CD) or by
     # backbone.init_cfg=dict(type='Pretrained', checkpoint='PATH/resnet18_v1c.pth').

@@ -5,19 +5,11 @@
 # Semantic features: output of `backbone` = one tuple per date with 4 maps
 #   (N, 32, H/4, W/4), (N, 64, H/8, W/8), (N, 160, H/16, W/16), (N, 256, H/32, W/32).
 # Change feature: input of `decode_head.conv_seg` = (N, 256, H, W) (final_upsample=4).
+_base_ = ['./dual_input_preprocessor.py']
 norm_cfg = dict(type='BN', requires_grad=True)  # BN, not SyncBN (CPU / single-device runs)
-data_preprocessor = dict(
-    type='DualInputSegDataPreProcessor',
-    mean=[123.675, 116.28, 103.53] * 2,
-    std=[58.395, 57.12, 57.375] * 2,
-    bgr_to_rgb=True,
-    size_divisor=32,
-    pad_val=0,
-    seg_pad_val=255,
-    test_cfg=dict(size_divisor=32))
 model = dict(
     type='SiamEncoderDecoder',
-    data_preprocessor=data_preprocessor,
+    data_preprocessor={{_base_.data_preprocessor}},
     # No weights can be downloaded here. With network access, ImageNet MiT-b0 weights are
     # enabled by pretrained='https://download.openmmlab.com/mmsegmentation/v0.5/pretrain/'
     # 'segformer/mit_b0_20220624-7e0fe6dd.pth' (as in Open-CD) or a local path.

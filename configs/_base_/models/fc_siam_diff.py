@@ -1,17 +1,9 @@
 # FC-Siam-diff (Daudt et al., ICIP 2018): shared U-Net encoder, decoder over |f_t1 - f_t2|.
+_base_ = ['./dual_input_preprocessor.py']
 norm_cfg = dict(type='BN', requires_grad=True)
-data_preprocessor = dict(
-    type='DualInputSegDataPreProcessor',
-    mean=[123.675, 116.28, 103.53] * 2,
-    std=[58.395, 57.12, 57.375] * 2,
-    bgr_to_rgb=True,
-    size_divisor=32,
-    pad_val=0,
-    seg_pad_val=255,
-    test_cfg=dict(size_divisor=32))
 model = dict(
     type='SiamEncoderDecoder',
-    data_preprocessor=data_preprocessor,
+    data_preprocessor={{_base_.data_preprocessor}},
     backbone=dict(type='FCSiamEncoder', in_channels=3, base_channels=16,
                   num_convs=(2, 2, 3, 3), norm_cfg=norm_cfg),
     neck=dict(type='FeatureFusionNeck', policy='abs_diff'),

@@ -4,19 +4,11 @@
 # Semantic features: output of `backbone` = one tuple per date with 5 maps
 #   (N, 16, H, W), (N, 32, H/2, W/2), (N, 64, H/4, W/4), (N, 128, H/8, W/8), (N, 256, H/16, W/16).
 # Change feature: input of `decode_head.conv_seg` = (N, 64, H, W) (ECAM output, 4 x 16).
+_base_ = ['./dual_input_preprocessor.py']
 norm_cfg = dict(type='BN', requires_grad=True)  # BN, not SyncBN (CPU / single-device runs)
-data_preprocessor = dict(
-    type='DualInputSegDataPreProcessor',
-    mean=[123.675, 116.28, 103.53] * 2,
-    std=[58.395, 57.12, 57.375] * 2,
-    bgr_to_rgb=True,
-    size_divisor=32,
-    pad_val=0,
-    seg_pad_val=255,
-    test_cfg=dict(size_divisor=32))
 model = dict(
     type='SiamEncoderDecoder',
-    data_preprocessor=data_preprocessor,
+    data_preprocessor={{_base_.data_preprocessor}},
     pretrained=None,  # SNUNet-CD is trained from scratch (no ImageNet weights exist)
     backbone=dict(type='SNUNetEncoder', in_channels=3, base_channels=16,
                   num_stages=5, norm_cfg=norm_cfg),
