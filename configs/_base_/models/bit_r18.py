@@ -3,7 +3,7 @@
 # 1/8), FeatureFusionNeck concat, bitemporal image transformer head (BITHead).
 # Semantic features: output of `backbone` = one tuple per date with 1 map (N, 256, H/8, W/8).
 # Change feature: input of `decode_head.conv_seg` = (N, 32, H, W).
-_base_ = ['./dual_input_preprocessor.py']
+_base_ = ['./dual_input_preprocessor.py', './change_losses.py']
 norm_cfg = dict(type='BN', requires_grad=True)  # BN, not SyncBN (CPU / single-device runs)
 model = dict(
     type='SiamEncoderDecoder',
@@ -41,7 +41,6 @@ model = dict(
         dropout_ratio=0.0,
         norm_cfg=norm_cfg,
         align_corners=False,
-        loss_decode=dict(type='WeightedCrossEntropyLoss', loss_weight=1.0,
-                         class_weight=[1.0, 2.0])),
+        loss_decode={{_base_.loss_decode}}),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))

@@ -5,7 +5,7 @@
 # Semantic features: output of `backbone` = one tuple per date with 4 maps
 #   (N, 32, H/4, W/4), (N, 64, H/8, W/8), (N, 160, H/16, W/16), (N, 256, H/32, W/32).
 # Change feature: input of `decode_head.conv_seg` = (N, 256, H, W) (final_upsample=4).
-_base_ = ['./dual_input_preprocessor.py']
+_base_ = ['./dual_input_preprocessor.py', './change_losses.py']
 norm_cfg = dict(type='BN', requires_grad=True)  # BN, not SyncBN (CPU / single-device runs)
 model = dict(
     type='SiamEncoderDecoder',
@@ -39,10 +39,6 @@ model = dict(
         dropout_ratio=0.1,
         norm_cfg=norm_cfg,
         align_corners=False,
-        loss_decode=[
-            dict(type='WeightedCrossEntropyLoss', loss_weight=1.0,
-                 class_weight=[1.0, 2.0]),
-            dict(type='DiceLoss', use_sigmoid=False, loss_weight=0.5),
-        ]),
+        loss_decode={{_base_.loss_decode}}),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))

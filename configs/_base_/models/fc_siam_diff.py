@@ -1,5 +1,5 @@
 # FC-Siam-diff (Daudt et al., ICIP 2018): shared U-Net encoder, decoder over |f_t1 - f_t2|.
-_base_ = ['./dual_input_preprocessor.py']
+_base_ = ['./dual_input_preprocessor.py', './change_losses.py']
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
     type='SiamEncoderDecoder',
@@ -15,7 +15,6 @@ model = dict(
         dropout_ratio=0.0,
         norm_cfg=norm_cfg,
         align_corners=False,
-        loss_decode=dict(type='WeightedCrossEntropyLoss', loss_weight=1.0,
-                         class_weight=[1.0, 2.0])),
+        loss_decode={{_base_.loss_decode}}),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))

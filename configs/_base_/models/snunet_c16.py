@@ -4,7 +4,7 @@
 # Semantic features: output of `backbone` = one tuple per date with 5 maps
 #   (N, 16, H, W), (N, 32, H/2, W/2), (N, 64, H/4, W/4), (N, 128, H/8, W/8), (N, 256, H/16, W/16).
 # Change feature: input of `decode_head.conv_seg` = (N, 64, H, W) (ECAM output, 4 x 16).
-_base_ = ['./dual_input_preprocessor.py']
+_base_ = ['./dual_input_preprocessor.py', './change_losses.py']
 norm_cfg = dict(type='BN', requires_grad=True)  # BN, not SyncBN (CPU / single-device runs)
 model = dict(
     type='SiamEncoderDecoder',
@@ -23,7 +23,6 @@ model = dict(
         dropout_ratio=0.0,
         norm_cfg=norm_cfg,
         align_corners=False,
-        loss_decode=dict(type='WeightedCrossEntropyLoss', loss_weight=1.0,
-                         class_weight=[1.0, 2.0])),
+        loss_decode={{_base_.loss_decode}}),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))

@@ -1,4 +1,5 @@
 from .baselines import ChannelWiseDivergenceLoss, FeatureMSELoss
+from .change_dice import ChangeDiceLoss
 from .correlation import (BaseCorrelationLoss, CrossCorrelationLoss, GlobalCorrelationLoss,
                           SelfCorrelationLoss, batch_to_positions, correlation_kl,
                           correlation_kl_explicit, correlation_mse, correlation_mse_explicit,
@@ -21,5 +22,6 @@ __all__ = [
     'cross_correlation_mse_explicit', 'global_correlation_mse',
     'global_correlation_mse_explicit', 'self_correlation_kl', 'self_correlation_kl_explicit',
     'cross_correlation_kl', 'cross_correlation_kl_explicit', 'global_correlation_kl',
-    'global_correlation_kl_explicit', 'shared_feature_preparation', 'WeightedCrossEntropyLoss'
+    'global_correlation_kl_explicit', 'shared_feature_preparation', 'WeightedCrossEntropyLoss',
+    'ChangeDiceLoss'
 ]
