@@ -33,7 +33,7 @@ import statistics
 import sys
 import time
 import warnings
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import torch
 from mmengine.analysis import FlopAnalyzer, get_model_complexity_info
@@ -83,15 +83,48 @@ def make_samples(n: int, size: int) -> List[SegDataSample]:
     return out
 
 
-def median_time(fn, warmup: int, repeats: int) -> float:
+def interleaved_medians(fns: Dict[str, Callable[[], None]], warmup: int,
+                        repeats: int) -> Dict[str, float]:
+    """Median seconds of each function, timed round-robin after ``warmup`` rounds."""
     for _ in range(warmup):
-        fn()
-    times = []
+        for fn in fns.values():
+            fn()
+    times: Dict[str, List[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def median_time(fn: Callable[[], None], warmup: int, repeats: int) -> float:
+    """Median seconds of ``fn`` over ``repeats`` calls after ``warmup`` untimed calls."""
+    return interleaved_medians({'fn': fn}, warmup, repeats)['fn']
+
+
+def train_step_fn(model: torch.nn.Module, inputs: torch.Tensor, samples) -> Callable[[], None]:
+    """A closure running one optimisation step of ``model`` on a fixed batch."""
+    optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    model.train()
+
+    def step() -> None:
+        losses = model(inputs, samples, mode='loss')
+        loss = sum(v for k, v in losses.items() if 'loss' in k)
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+
+    return step
+
+
+def quiet_torch_setup(threads: int) -> None:
+    """Fix the torch thread count, silence warnings and logs, register the modules."""
+    torch.set_num_threads(threads)
+    warnings.filterwarnings('ignore')
+    MMLogger.get_current_instance().setLevel(logging.ERROR)
+    logging.getLogger('mmengine').setLevel(logging.ERROR)
+    register_all_modules(init_default_scope=True)
 
 
 def complexity(model: torch.nn.Module, size: int) -> Dict:
@@ -117,18 +150,8 @@ def bench_one(name: str, path: str, timed_train: bool, args) -> Dict:
 
     result['train_step_s'] = None
     if timed_train:
-        model.train()
-        optim = torch.optim.AdamW(model.parameters(), lr=1e-4)
         inputs = torch.randn(args.batch, 6, args.size, args.size)
-        samples = make_samples(args.batch, args.size)
-
-        def train_step():
-            losses = model(inputs, samples, mode='loss')
-            loss = sum(v for k, v in losses.items() if 'loss' in k)
-            optim.zero_grad()
-            loss.backward()
-            optim.step()
-
+        train_step = train_step_fn(model, inputs, make_samples(args.batch, args.size))
         result['train_step_s'] = median_time(train_step, args.warmup, args.repeats)
 
     model.eval()
@@ -182,11 +205,7 @@ def parse_args():
 
 def main() -> None:
     args = parse_args()
-    torch.set_num_threads(args.threads)
-    warnings.filterwarnings('ignore')
-    MMLogger.get_current_instance().setLevel(logging.ERROR)
-    logging.getLogger('mmengine').setLevel(logging.ERROR)
-    register_all_modules(init_default_scope=True)
+    quiet_torch_setup(args.threads)
     if args.configs:
         configs = [(osp.splitext(osp.basename(c))[0], osp.relpath(osp.abspath(c), REPO_ROOT),
                     True) for c in args.configs]

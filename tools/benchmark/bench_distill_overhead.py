@@ -16,46 +16,26 @@ Usage::
         configs/fc_siam_diff/fc_siam_diff_cpu-1k_synthetic.py
 """
 import argparse
-import logging
 import os
 import os.path as osp
-import statistics
 import sys
-import time
-import warnings
-from typing import Callable, Dict, List
+from typing import Callable, Dict
 
 import torch
 from mmengine.config import Config
-from mmengine.logging import MMLogger
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO_ROOT)
 sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'benchmark'))
 
-from bench_detectors import make_samples  # noqa: E402
+from bench_detectors import (interleaved_medians, make_samples,  # noqa: E402
+                             quiet_torch_setup, train_step_fn)
 
 from hicd_mm.models.distillers import default_hicd_terms  # noqa: E402
 from hicd_mm.registry import MODELS  # noqa: E402
-from hicd_mm.utils import register_all_modules  # noqa: E402
 
 DEFAULT_CONFIGS = ['configs/_base_/models/bit_r18.py',
                    'configs/_base_/models/changeformer_mit-b0.py']
-
-
-def train_step_fn(model: torch.nn.Module, inputs: torch.Tensor, samples) -> Callable[[], None]:
-    """A closure running one optimisation step of ``model`` on a fixed batch."""
-    optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    model.train()
-
-    def step() -> None:
-        losses = model(inputs, samples, mode='loss')
-        loss = sum(v for k, v in losses.items() if 'loss' in k)
-        optim.zero_grad()
-        loss.backward()
-        optim.step()
-
-    return step
 
 
 def teacher_forward_fn(distiller: torch.nn.Module, hq: torch.Tensor) -> Callable[[], None]:
@@ -67,21 +47,6 @@ def teacher_forward_fn(distiller: torch.nn.Module, hq: torch.Tensor) -> Callable
             teacher.decode_head(teacher.extract_feat(hq))
 
     return forward
-
-
-def interleaved_medians(fns: Dict[str, Callable[[], None]], warmup: int,
-                        repeats: int) -> Dict[str, float]:
-    """Median seconds of each function, timed round-robin after ``warmup`` rounds."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times: Dict[str, List[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def bench_one(path: str, args: argparse.Namespace) -> Dict:
@@ -120,10 +85,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    torch.set_num_threads(args.threads)
-    warnings.filterwarnings('ignore')
-    MMLogger.get_current_instance().setLevel(logging.ERROR)
-    register_all_modules(init_default_scope=True)
+    quiet_torch_setup(args.threads)
     load_before = '/'.join(f'{v:.1f}' for v in os.getloadavg())
     rows = []
     for path in args.configs:
