@@ -310,9 +310,8 @@ def test_chained_degradations_keep_the_original_hq():
 
 def test_inside_dataset_pipeline_on_synthetic_data(tmp_path):
     from hicd_mm.datasets import LEVIRCDDataset
-    from hicd_mm.datasets.synthetic import write_synthetic_dataset
-    write_synthetic_dataset(str(tmp_path), {'train': 2, 'test': 2}, size=64, seed=0,
-                            progress=False)
+    from tests.conftest import write_synthetic_dataset
+    write_synthetic_dataset(str(tmp_path), {'train': 2, 'test': 2}, size=64, seed=0)
     load = [dict(type='MultiImgLoadImageFromFile'), dict(type='MultiImgLoadAnnotations')]
     train_pipeline = load + [
         dict(type='MultiImgRandomCrop', crop_size=(48, 48)),

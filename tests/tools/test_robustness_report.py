@@ -1,40 +1,25 @@
 """tools/analysis/robustness_report.py: one checkpoint x every degradation type and level."""
 import csv
 import glob
-import importlib.util
 import json
 import os.path as osp
 
 import cv2
 import pytest
 
-from hicd_mm.datasets.synthetic import write_synthetic_dataset
-from tests.conftest import REPO_ROOT
-from tests.tools.test_train_test import CFG, run_tool, tiny_options, train
+from tests.conftest import TINY_CFG as CFG
+from tests.conftest import load_tool, run_tool, tiny_options, write_synthetic_dataset
 
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'robustness_report', osp.join(REPO_ROOT, 'tools', 'analysis', 'robustness_report.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = load_tool()
+tool = load_tool('tools/analysis/robustness_report.py')
 GRID = ['--degradations', 'jpeg', 'blur', '--severities', '1', '3', '--seed', '0']
 
 
 @pytest.fixture(scope='module')
-def tiny_model(tmp_path_factory):
-    """A FC-Siam-diff trained for 2 iterations on a 64x64 synthetic dataset."""
-    base = tmp_path_factory.mktemp('report')
-    root = str(base / 'synthetic')
-    write_synthetic_dataset(root, {'train': 4, 'val': 2, 'test': 2}, size=64, seed=0,
-                            progress=False)
-    work = str(base / 'work')
-    train(work, root, 2)
-    return root, osp.join(work, 'iter_2.pth')
+def tiny_model(tiny_teacher, tmp_path_factory):
+    """The session's tiny FC-Siam-diff checkpoint and a 64x64 synthetic dataset to test it on."""
+    root = str(tmp_path_factory.mktemp('report') / 'synthetic')
+    write_synthetic_dataset(root, {'train': 4, 'val': 2, 'test': 2}, size=64, seed=0)
+    return root, tiny_teacher[1]
 
 
 def read_csv(path):
@@ -47,6 +32,7 @@ def report_argv(root, ckpt, out_dir, *grid):
             *tiny_options(root, 2)]
 
 
+@pytest.mark.slow
 def test_report_grid_files_and_resume(tiny_model, tmp_path, monkeypatch, capsys):
     root, ckpt = tiny_model
     out = str(tmp_path / 'robustness')
@@ -91,6 +77,7 @@ def test_report_grid_files_and_resume(tiny_model, tmp_path, monkeypatch, capsys)
         assert f.read() == before
 
 
+@pytest.mark.slow  # needs the session's trained checkpoint
 def test_extended_grid_evaluates_only_new_cells(tiny_model, tmp_path, monkeypatch):
     root, ckpt = tiny_model
     out = tmp_path / 'out'

@@ -5,7 +5,8 @@ Measures, with OpenCV limited to one thread (``cv2.setNumThreads(1)``) and no to
 * in memory: ``make_synthetic_pair`` for ``--n`` pairs (each with its own seeded generator,
   exactly as the dataset writer does);
 * to disk: the same pairs written as png files (A, B, label) into a temporary folder with
-  ``write_synthetic_dataset`` (generation + png encoding + file writes).
+  ``write_synthetic_dataset`` of ``tools/make_synthetic_cd.py`` (generation + png encoding +
+  file writes).
 
 It prints pairs per second, the extrapolated time for 1000 pairs and the ratio of that time
 to the 60 s target (< 1 means faster than the target), plus the changed-pixel statistics.
@@ -26,12 +27,14 @@ os.environ.setdefault('OMP_NUM_THREADS', '1')  # before numpy/cv2 are imported
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+TOOLS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 try:
     from hicd_mm.datasets import synthetic  # noqa: E402
 except ImportError:  # run from a checkout without installing the package
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__)))))
+    sys.path.insert(0, os.path.dirname(TOOLS_DIR))
     from hicd_mm.datasets import synthetic  # noqa: E402
+sys.path.insert(0, TOOLS_DIR)  # the dataset writer is the tool tools/make_synthetic_cd.py
+from make_synthetic_cd import write_synthetic_dataset  # noqa: E402
 
 TARGET_S_PER_1000 = 60.0
 
@@ -50,8 +53,8 @@ def bench_to_disk(n: int, size: int, seed: int) -> float:
     """Generate and write ``n`` pairs into a temporary folder; returns seconds."""
     with tempfile.TemporaryDirectory(prefix='bench_synthetic_') as tmp:
         start = time.perf_counter()
-        synthetic.write_synthetic_dataset(os.path.join(tmp, 'data'), {'bench': n}, size=size,
-                                          seed=seed, progress=False)
+        write_synthetic_dataset(os.path.join(tmp, 'data'), {'bench': n}, size=size, seed=seed,
+                                progress=False)
         return time.perf_counter() - start
 
 
