@@ -1,13 +1,14 @@
 # One set-up path for hicd_mm: an ordered install into a virtual environment.
 #   make demo   - set up (once) and run the main job on the embedded synthetic dataset
 #   make test   - set up (once) and run the test suite
+#   make test-fast - the fast lane: every test not marked slow (development)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.hicd_mm_installed
 
-.PHONY: install demo test clean-venv
+.PHONY: install demo test test-fast clean-venv
 
 install: $(STAMP)
 
@@ -27,6 +28,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest tests
+
+test-fast: $(STAMP)
+	$(PY) -m pytest tests -m "not slow"
 
 clean-venv:
 	rm -rf $(VENV)

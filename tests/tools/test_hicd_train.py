@@ -6,32 +6,21 @@ import os.path as osp
 import pytest
 import torch
 
-from tests.conftest import REPO_ROOT
-from tests.tools.test_train_test import run_tool, tiny_options
+from tests.conftest import REPO_ROOT, run_tool, tiny_options
 
-TEACHER_CFG = 'configs/fc_siam_diff/fc_siam_diff_cpu-1k_synthetic.py'
 HICD_CFG = 'configs/hicd/fc_siam_diff/hicd_fc_siam_diff_cpu-1k_synthetic_multi_deg_x4.py'
 LQ_CFG = 'configs/hicd/fc_siam_diff/lq_fc_siam_diff_cpu-1k_synthetic_multi_deg_x4.py'
 
-
-@pytest.fixture(scope='module')
-def teacher(tmp_path_factory):
-    from tests.conftest import make_levir_split
-    root = str(tmp_path_factory.mktemp('levir'))
-    for split, n in (('train', 4), ('val', 2), ('test', 2)):
-        make_levir_split(root, split, n, seed=len(split))
-    work = str(tmp_path_factory.mktemp('teacher'))
-    run_tool(['tools/train.py', TEACHER_CFG, '--work-dir', work, '--cfg-options',
-              *tiny_options(root, 2)])
-    return root, osp.join(work, 'iter_2.pth')
+# Every test here trains in subprocesses (the teacher is the session's ``tiny_teacher``).
+pytestmark = pytest.mark.slow
 
 
 def hicd_options(root, ckpt, max_iters=2):
     return tiny_options(root, max_iters) + [f'model.teacher_ckpt={ckpt}']
 
 
-def test_hicd_trains_exports_and_tests(teacher, tmp_path):
-    root, ckpt = teacher
+def test_hicd_trains_exports_and_tests(tiny_teacher, tmp_path):
+    root, ckpt = tiny_teacher
     work = str(tmp_path / 'hicd')
     proc = run_tool(['tools/train.py', HICD_CFG, '--work-dir', work, '--cfg-options',
                      *hicd_options(root, ckpt)])
@@ -51,8 +40,8 @@ def test_hicd_trains_exports_and_tests(teacher, tmp_path):
               str(tmp_path / 't2'), '--cfg-options', *tiny_options(root, 2)])
 
 
-def test_hicd_resume_continues_with_same_losses(teacher, tmp_path):
-    root, ckpt = teacher
+def test_hicd_resume_continues_with_same_losses(tiny_teacher, tmp_path):
+    root, ckpt = tiny_teacher
     straight, resumed = str(tmp_path / 'straight'), str(tmp_path / 'resumed')
     opts = lambda n: tiny_options(root, n, sched_end=4) + [f'model.teacher_ckpt={ckpt}']  # noqa
     run_tool(['tools/train.py', HICD_CFG, '--work-dir', straight, '--cfg-options', *opts(4)])
@@ -66,8 +55,8 @@ def test_hicd_resume_continues_with_same_losses(teacher, tmp_path):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='tests the CPU (gloo) path')
-def test_hicd_cpu_ddp(teacher, tmp_path):
-    root, ckpt = teacher
+def test_hicd_cpu_ddp(tiny_teacher, tmp_path):
+    root, ckpt = tiny_teacher
     work = str(tmp_path / 'ddp')
     proc = run_tool(['-m', 'torch.distributed.run', '--nproc_per_node=2',
                      '--master_port=29541', 'tools/train.py', HICD_CFG, '--launcher', 'pytorch',
@@ -78,8 +67,8 @@ def test_hicd_cpu_ddp(teacher, tmp_path):
     assert osp.isfile(osp.join(work, 'iter_2.pth'))
 
 
-def test_opencd_style_config(teacher, tmp_path):
-    root, ckpt = teacher
+def test_opencd_style_config(tiny_teacher, tmp_path):
+    root, ckpt = tiny_teacher
     cfg = osp.join(REPO_ROOT, 'tests/fixtures/opencd_style_hicd.py')
     work = str(tmp_path / 'opencd')
     proc = run_tool(['tools/train.py', cfg, '--work-dir', work, '--cfg-options',

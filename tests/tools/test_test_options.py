@@ -13,11 +13,12 @@ from mmengine.config import Config
 from hicd_mm.registry import DATASETS
 from hicd_mm.utils.test_options import (apply_test_options, degradation_family,
                                         make_test_degradation, resolve_degradation,
-                                        set_degraded_dir, set_test_degradation,
-                                        strip_degradations, valid_degradation_names,
-                                        with_degraded_dir, with_test_degradation)
-from tests.conftest import REPO_ROOT, make_levir_split
-from tests.tools.test_train_test import CFG, run_tool, tiny_options, train
+                                        set_degraded_dir, set_test_degradation, strip_degradations,
+                                        valid_degradation_names, with_degraded_dir,
+                                        with_test_degradation)
+from tests.conftest import REPO_ROOT
+from tests.conftest import TINY_CFG as CFG
+from tests.conftest import make_levir_split, run_tool, tiny_options
 
 LQ_CFG = osp.join(REPO_ROOT, 'configs/hicd/fc_siam_diff',
                   'lq_fc_siam_diff_cpu-1k_synthetic_multi_deg_x4.py')
@@ -226,18 +227,6 @@ def test_split_argument_and_original_list_file(split_root):
 
 
 # --------------------------------------------------------------------- end to end
-@pytest.fixture(scope='module')
-def tiny_model(tmp_path_factory):
-    """A FC-Siam-diff trained for 2 iterations on 64x64 random pairs."""
-    base = tmp_path_factory.mktemp('tiny')
-    root = str(base / 'levir')
-    for split, n in (('train', 4), ('val', 2), ('test', 2)):
-        make_levir_split(root, split, n, seed=len(split))
-    work = str(base / 'work')
-    train(work, root, 2)
-    return root, osp.join(work, 'iter_2.pth')
-
-
 def read_masks(folder):
     return {osp.basename(p): cv2.imread(p, cv2.IMREAD_UNCHANGED)
             for p in sorted(glob.glob(osp.join(folder, '*.png')))}
@@ -248,8 +237,9 @@ def last_metrics(work):
         return json.load(f)
 
 
-def test_tool_degradation_matches_degraded_dir(tiny_model, tmp_path):
-    root, ckpt = tiny_model
+@pytest.mark.slow
+def test_tool_degradation_matches_degraded_dir(tiny_teacher, tmp_path):
+    root, ckpt = tiny_teacher
     online_work, online_out = str(tmp_path / 'w1'), str(tmp_path / 'm1')
     proc = run_tool(['tools/test.py', CFG, ckpt, '--work-dir', online_work, '--out',
                      online_out, '--degradation', 'gaussian_noise', '--severity', '5',

@@ -3,47 +3,16 @@ import glob
 import json
 import os
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
 
 import hicd_mm  # noqa: F401  (safe globals for torch.load)
-from tests.conftest import REPO_ROOT
+from tests.conftest import TINY_CFG as CFG
+from tests.conftest import run_tool, tiny_options, train
 
-CFG = osp.join(REPO_ROOT, 'configs/fc_siam_diff/fc_siam_diff_cpu-1k_synthetic.py')
-
-
-def tiny_options(data_root, max_iters, interval=2, sched_end=None):
-    opts = [
-        f'train_dataloader.dataset.data_root={data_root}',
-        f'val_dataloader.dataset.data_root={data_root}',
-        f'test_dataloader.dataset.data_root={data_root}',
-        'train_dataloader.batch_size=2',
-        'train_dataloader.dataset.pipeline.2.crop_size=[32,32]',
-        f'train_cfg.max_iters={max_iters}', f'train_cfg.val_interval={interval}',
-        f'default_hooks.checkpoint.interval={interval}',
-        'default_hooks.checkpoint.max_keep_ckpts=5', 'default_hooks.logger.interval=1',
-        'param_scheduler.0.end=2', 'param_scheduler.1.begin=2',
-        f'param_scheduler.1.end={sched_end or max(max_iters, 3)}',
-    ]
-    for loader in ('train', 'val', 'test'):
-        opts += [f'{loader}_dataloader.num_workers=0',
-                 f'{loader}_dataloader.persistent_workers=False']
-    return opts
-
-
-def run_tool(args, env=None):
-    proc = subprocess.run([sys.executable] + args, cwd=REPO_ROOT, capture_output=True,
-                          text=True, env=env, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
-
-
-def train(work_dir, data_root, max_iters, *extra, sched_end=None):
-    return run_tool(['tools/train.py', CFG, '--work-dir', work_dir, *extra, '--cfg-options',
-                     *tiny_options(data_root, max_iters, sched_end=sched_end)])
+# Every test here trains in a subprocess.
+pytestmark = pytest.mark.slow
 
 
 def load_state(path):
