@@ -52,8 +52,8 @@ from hicd_mm.utils import register_all_modules  # noqa: E402
 DEFAULT_CONFIGS = [
     ('FC-Siam-diff', 'configs/fc_siam_diff/fc_siam_diff_cpu-1k_synthetic.py', True),
     ('BIT r18-tiny', 'configs/bit/bit_r18-tiny_cpu-1k_synthetic.py', True),
-    ('ChangeFormer MiT-b0-lite', 'configs/changeformer/changeformer_mit-b0-lite_cpu-1k_synthetic.py',
-     True),
+    ('ChangeFormer MiT-b0-lite',
+     'configs/changeformer/changeformer_mit-b0-lite_cpu-1k_synthetic.py', True),
     ('SNUNet-CD/8', 'configs/snunet/snunet_c8_cpu-1k_synthetic.py', True),
     ('BIT r18', 'configs/_base_/models/bit_r18.py', False),
     ('ChangeFormer MiT-b0', 'configs/_base_/models/changeformer_mit-b0.py', False),

@@ -94,8 +94,8 @@ def main() -> None:
               f"ratio {r['ratio']:.2f}x", file=sys.stderr, flush=True)
         rows.append(r)
     load_after = '/'.join(f'{v:.1f}' for v in os.getloadavg())
-    print(f'| config | plain step (s) | HiCD step (s) | HiCD / plain | teacher fwd (s) | '
-          f'floor (plain+teacher)/plain |')
+    print('| config | plain step (s) | HiCD step (s) | HiCD / plain | teacher fwd (s) | '
+          'floor (plain+teacher)/plain |')
     print('|---|---:|---:|---:|---:|---:|')
     for r in rows:
         print(f"| `{r['config']}` | {r['plain']:.3f} | {r['hicd']:.3f} | **{r['ratio']:.2f}x** | "

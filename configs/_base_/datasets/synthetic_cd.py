@@ -25,7 +25,8 @@ train_dataloader = dict(
     num_workers=2,
     persistent_workers=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(type=dataset_type, data_root=data_root, data_prefix=dict(img_path_from='train/A', img_path_to='train/B',
+    dataset=dict(type=dataset_type, data_root=data_root,
+                 data_prefix=dict(img_path_from='train/A', img_path_to='train/B',
                                   seg_map_path='train/label'),
                  pipeline=train_pipeline))
 val_dataloader = dict(
@@ -33,7 +34,8 @@ val_dataloader = dict(
     num_workers=2,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type=dataset_type, data_root=data_root, data_prefix=dict(img_path_from='val/A', img_path_to='val/B',
+    dataset=dict(type=dataset_type, data_root=data_root,
+                 data_prefix=dict(img_path_from='val/A', img_path_to='val/B',
                                   seg_map_path='val/label'),
                  pipeline=test_pipeline))
 test_dataloader = dict(
@@ -41,7 +43,8 @@ test_dataloader = dict(
     num_workers=2,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type=dataset_type, data_root=data_root, data_prefix=dict(img_path_from='test/A', img_path_to='test/B',
+    dataset=dict(type=dataset_type, data_root=data_root,
+                 data_prefix=dict(img_path_from='test/A', img_path_to='test/B',
                                   seg_map_path='test/label'),
                  pipeline=test_pipeline))
 val_evaluator = dict(type='ChangeMetric')

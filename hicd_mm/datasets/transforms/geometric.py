@@ -200,4 +200,3 @@ class MultiImgResize(BaseTransform):
         results['scale_factor'] = (new_w / w, new_h / h)
         results['keep_ratio'] = self.keep_ratio
         return results
-

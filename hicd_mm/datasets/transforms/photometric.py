@@ -10,7 +10,8 @@ class MultiImgPhotoMetricDistortion(BaseTransform):
     """mmseg's ``PhotoMetricDistortion`` applied to t1 and t2 with separate random draws.
 
     Real image pairs differ in illumination and colour, so each date gets its own distortion
-    (as in Open-CD). Arguments are those of :class:`mmseg.datasets.transforms.PhotoMetricDistortion`.
+    (as in Open-CD). Arguments are those of
+    :class:`mmseg.datasets.transforms.PhotoMetricDistortion`.
     Only ``results['img']`` is distorted: it must run before a degradation splits the pair, so
     that the high-quality copy carries the same photometric change.
     """
