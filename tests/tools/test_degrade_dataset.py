@@ -157,6 +157,7 @@ def test_svcd_layout_links_and_1024_images(tmp_path):
     assert 4 <= factor <= 8
 
 
+@pytest.mark.slow  # launches a tool in a subprocess
 def test_cli_shows_progress(split, tmp_path):
     dst = str(tmp_path / 'out')
     proc = subprocess.run(

@@ -11,6 +11,7 @@ from tests.conftest import REPO_ROOT
 from tests.models.test_hicd_distiller import build, detector_cfg
 
 
+@pytest.mark.slow  # launches a tool in a subprocess
 def test_export_gives_loadable_detector_checkpoint(tmp_path):
     distiller = build()
     ckpt = str(tmp_path / 'distiller.pth')

@@ -391,6 +391,7 @@ def test_cli_png(model, ckpt, pngs, tmp_path, capsys):
     assert 'checkpoint not found' in capsys.readouterr().err and not osp.exists(tmp_path / 'y.png')
 
 
+@pytest.mark.slow  # launches a tool in a subprocess
 def test_cli_geotiff_keeps_the_georeference(ckpt, distiller_ckpt, tmp_path):
     """One real command line: GeoTIFF in and out, distiller checkpoint, 4-band planar B."""
     a = write_geotiff(str(tmp_path / 'a.tif'), random_image(1), geo_tags())

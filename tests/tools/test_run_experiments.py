@@ -209,6 +209,7 @@ def run_tool(*args, expect=0):
     return out
 
 
+@pytest.mark.slow  # launches a tool in a subprocess
 def test_missing_levircd_folder_is_skipped_with_a_clear_message(tmp_path):
     cfg = Config.fromfile(ex.find_base_config('fc_siam_diff', 'levircd'))
     absent = str(tmp_path / 'LEVIR-CD')
@@ -224,6 +225,7 @@ def test_missing_levircd_folder_is_skipped_with_a_clear_message(tmp_path):
 
 
 # ------------------------------------------------------------------------------------ e2e
+@pytest.mark.slow  # trains 5 runs in subprocesses
 def test_tiny_matrix_end_to_end_with_failure_and_resume(tmp_path):
     data = str(tmp_path / 'data')
     for split, n in (('train', 4), ('val', 2), ('test', 2)):
