@@ -105,6 +105,7 @@ def test_all_detectors_have_all_configs():
     assert {osp.basename(p) for p in CPU_CONFIGS.values()} <= names
 
 
+@pytest.mark.slow  # 256x256 forward/backward of each detector: 10-27 s each on 2 busy cores
 @pytest.mark.parametrize('det', sorted(CPU_CONFIGS))
 def test_forward_backward_256(det):
     torch.manual_seed(0)
@@ -121,6 +122,7 @@ def test_forward_backward_256(det):
     assert not missing, f'parameters without gradient: {missing[:5]}'
 
 
+@pytest.mark.slow  # sliding-window predict of each detector: 10-27 s each on 2 busy cores
 @pytest.mark.parametrize('det', sorted(CPU_CONFIGS))
 def test_slide_predict_non_square(det):
     model = build(CPU_CONFIGS[det], mode='slide', crop_size=(128, 128),
@@ -153,6 +155,7 @@ def change_batch(n=2, size=64, seed=0):
     return inputs, labels
 
 
+@pytest.mark.slow  # optimiser steps on each detector: 10-27 s each on 2 busy cores
 @pytest.mark.parametrize('det', sorted(CPU_CONFIGS))
 def test_overfit_one_batch(det):
     torch.manual_seed(0)

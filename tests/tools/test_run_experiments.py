@@ -118,6 +118,7 @@ def test_generated_configs_load_with_the_right_terms(tmp_path):
     assert any(h['type'] == 'StudentCheckpointHook' for h in load('cwd').custom_hooks)
 
 
+@pytest.mark.slow  # trains each baseline config
 @pytest.mark.parametrize('method,terms', [('feat_mse', ('sem_feat_mse', 'chg_feat_mse')),
                                           ('cwd', ('sem_cwd', 'chg_cwd'))])
 def test_baseline_configs_build_and_train(tmp_path, method, terms):
