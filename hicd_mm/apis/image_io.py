@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 from mmengine.logging import print_log
 
+from hicd_mm.datasets.transforms.loading import check_8bit, match_bands, to_bgr
+
 TIFF_EXTENSIONS = ('.tif', '.tiff')
 MASK_EXTENSIONS = ('.png', ) + TIFF_EXTENSIONS
 GEO_TAG_NAMES = {
@@ -119,14 +121,14 @@ def _bands_last(arr: np.ndarray, axes: str, path: str) -> np.ndarray:
 
 
 def _to_bgr(arr: np.ndarray, path: str) -> np.ndarray:
-    """(H, W, bands) uint8 TIFF data (R, G, B, ...) -> (H, W, 3) BGR."""
-    if arr.dtype != np.uint8:
-        raise InferenceInputError(
-            f'{path}: expected 8-bit (uint8) bands, got {arr.dtype}; convert the image to '
-            '8 bits first (e.g. gdal_translate -ot Byte -scale)')
+    """(H, W, bands) uint8 TIFF data (R, G, B, ...) -> (H, W, 3) BGR, or (H, W) if grey."""
+    try:
+        check_8bit(arr, path)
+    except ValueError as exc:
+        raise InferenceInputError(str(exc)) from exc
     bands = arr.shape[2]
     if bands == 1:
-        return np.ascontiguousarray(np.repeat(arr, 3, axis=2))
+        return np.ascontiguousarray(arr[:, :, 0])
     if bands == 2:
         raise InferenceInputError(f'{path}: expected 1 band (grey) or at least 3 bands '
                                   '(R, G, B, ...), got 2')
@@ -143,8 +145,8 @@ def read_tiff(path: str) -> Tuple[np.ndarray, Optional[GeoReference]]:
         path (str): An existing TIFF file.
 
     Returns:
-        tuple: (H, W, 3) uint8 BGR image, and its :class:`GeoReference` (``None`` when the
-        file has none of the georeference tags).
+        tuple: (H, W, 3) uint8 BGR image ((H, W) if grey), and its :class:`GeoReference`
+        (``None`` when the file has none of the georeference tags).
     """
     tifffile = import_tifffile(path)
     try:
@@ -164,21 +166,25 @@ def read_image(path: str) -> Tuple[np.ndarray, Optional[GeoReference]]:
     """Read one image of a pair.
 
     Args:
-        path (str): PNG/JPG/... (OpenCV, converted to 8-bit BGR) or TIFF (tifffile).
+        path (str): PNG/JPG/... (OpenCV) or TIFF (tifffile); 8-bit only
+            (:func:`hicd_mm.datasets.transforms.loading.check_8bit`, as in training).
 
     Returns:
-        tuple: (H, W, 3) uint8 BGR image and its :class:`GeoReference` (``None`` for non-TIFF
-        files and TIFFs without georeference).
+        tuple: (H, W, 3) uint8 BGR image ((H, W) if grey; see :func:`load_pair`) and its
+        :class:`GeoReference` (``None`` for non-TIFF files and TIFFs without georeference).
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'image not found: {path}')
     if is_tiff(path):
         return read_tiff(path)
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if img is None:
         raise InferenceInputError(f'cannot read image {path}: OpenCV could not decode it '
                                   '(expected a PNG, JPG or another format OpenCV reads)')
-    return img, None
+    try:
+        return to_bgr(img, path, keep_grey=True), None
+    except ValueError as exc:
+        raise InferenceInputError(str(exc)) from exc
 
 
 def _corners(affine: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -237,15 +243,20 @@ def check_same_georeference(path_a: str, geo_a: Optional[GeoReference], shape_a:
             'the same grid first')
 
 
-def load_pair(path_a: str, path_b: str, resample: bool = False
+def load_pair(path_a: str, path_b: str, resample: bool = False, allow_grey: bool = False
               ) -> Tuple[np.ndarray, np.ndarray, Optional[GeoReference]]:
     """Read a bi-temporal pair and check that its images correspond pixel by pixel.
+
+    Bands are handled as in training (:func:`hicd_mm.datasets.transforms.loading.match_bands`):
+    a grey pair is replicated to 3 channels, a grey image next to a colour one is refused
+    unless ``allow_grey``.
 
     Args:
         path_a (str): Image A (first date); the output lies on its grid.
         path_b (str): Image B (second date).
         resample (bool): Resize B to the size of A (bilinear) when their sizes differ,
             instead of raising an error.
+        allow_grey (bool): Replicate a grey image whose partner is in colour.
 
     Returns:
         tuple: A and B as (H, W, 3) uint8 BGR arrays of the same size, and the georeference of
@@ -253,6 +264,10 @@ def load_pair(path_a: str, path_b: str, resample: bool = False
     """
     img_a, geo_a = read_image(path_a)
     img_b, geo_b = read_image(path_b)
+    try:
+        img_a, img_b = match_bands((img_a, img_b), (path_a, path_b), allow_grey)
+    except ValueError as exc:
+        raise InferenceInputError(str(exc)) from exc
     size_a, size_b = img_a.shape[:2], img_b.shape[:2]
     if size_a != size_b and not resample:
         raise InferenceInputError(

@@ -10,7 +10,7 @@ whole-image testing (to its ``size_divisor``): with ``window`` >= the image size
 that of ``model.predict`` on the whole pair.
 """
 import os.path as osp
-from typing import Dict, Iterator, List, Optional, Tuple, Union
+from typing import Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -18,10 +18,9 @@ from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 from torch import Tensor, nn
 
-from hicd_mm.models.distillers import is_distiller_state, student_state_dict
 from hicd_mm.registry import MODELS
-from hicd_mm.utils import register_all_modules, register_checkpoint_safe_globals
-from .image_io import InferenceInputError
+from hicd_mm.utils import register_all_modules
+from hicd_mm.utils.checkpoint import load_weights
 
 Box = Tuple[int, int, int, int]  # (top, left, height, width)
 
@@ -174,70 +173,14 @@ def detector_config(cfg: Config) -> ConfigDict:
     return model_cfg
 
 
-def read_state_dict(checkpoint: str) -> Dict[str, Tensor]:
-    """The state dict of a checkpoint file (mmengine ``{'state_dict': ...}`` or a bare one).
-
-    Args:
-        checkpoint (str): Path of a ``.pth`` file.
-
-    Returns:
-        dict: Parameter name -> tensor, without a DDP ``module.`` prefix.
-    """
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
-    register_checkpoint_safe_globals()
-    try:
-        ckpt = torch.load(checkpoint, map_location='cpu')
-    except Exception as exc:  # torch raises many types for corrupt or foreign files
-        raise InferenceInputError(f'cannot read checkpoint {checkpoint}: {exc}') from exc
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise InferenceInputError(f'checkpoint {checkpoint}: expected a dict of tensors or an '
-                                  "mmengine checkpoint with a 'state_dict'")
-    return {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
-
-
-def _mismatch(own: Dict[str, Tensor], state: Dict[str, Tensor]) -> List[str]:
-    """Descriptions of missing, unexpected and shape-mismatched keys (empty if they match)."""
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    mismatched = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-    return [f'{len(keys)} {name} key(s), e.g. {keys[:3]}'
-            for name, keys in (('missing', missing), ('unexpected', unexpected),
-                               ('shape-mismatched', mismatched)) if keys]
-
-
-def load_detector_weights(model: nn.Module, checkpoint: str) -> None:
-    """Load a detector or HiCD distiller checkpoint into ``model``, strictly.
-
-    A distiller checkpoint (keys ``student.*``) is recognised and its student weights are
-    loaded (what ``tools/export_student.py`` would save).
-
-    Args:
-        model (nn.Module): The detector.
-        checkpoint (str): Checkpoint file.
-    """
-    state = read_state_dict(checkpoint)
-    if is_distiller_state(state):
-        state = student_state_dict(state)
-        print_log(f'{checkpoint} is a HiCD distiller checkpoint: using its student weights '
-                  f'({len(state)} tensors)', logger='current')
-    problems = _mismatch(model.state_dict(), state)
-    if problems:
-        raise InferenceInputError(
-            f'checkpoint {checkpoint} does not match the detector of the config: '
-            + '; '.join(problems) + '. Use the config the checkpoint was trained with; a HiCD '
-            'distiller checkpoint is read directly or converted with tools/export_student.py')
-    model.load_state_dict(state, strict=True)
-
-
 def init_change_detector(config: Union[str, Config], checkpoint: Optional[str] = None,
                          device: str = 'cpu') -> nn.Module:
     """Build the detector of a config, load its weights and put it in eval mode.
 
     Args:
         config (str | Config): Detector or HiCD config (its student is built).
-        checkpoint (str, optional): Detector or distiller checkpoint; ``None`` keeps the
+        checkpoint (str, optional): Detector or distiller checkpoint (its student), loaded
+            strictly by :func:`hicd_mm.utils.checkpoint.load_weights`; ``None`` keeps the
             initial (random) weights.
         device (str): Torch device, e.g. ``'cpu'`` or ``'cuda:0'``.
 
@@ -251,5 +194,5 @@ def init_change_detector(config: Union[str, Config], checkpoint: Optional[str] =
     register_all_modules(init_default_scope=True)
     model = MODELS.build(detector_config(config))
     if checkpoint is not None:
-        load_detector_weights(model, checkpoint)
+        load_weights(model, checkpoint, role='detector')
     return model.to(device).eval()

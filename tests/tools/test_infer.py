@@ -15,9 +15,9 @@ from mmseg.structures import SegDataSample
 
 from hicd_mm.apis import (GeoReference, InferenceInputError, check_output_path,
                           infer_change_mask, infer_change_probs, init_change_detector,
-                          load_detector_weights, load_pair, read_image, tile_boxes,
-                          window_starts, write_mask)
+                          load_pair, read_image, tile_boxes, window_starts, write_mask)
 from hicd_mm.apis.inference import pair_tensor
+from hicd_mm.utils.checkpoint import CheckpointError, load_weights
 from tests.conftest import REPO_ROOT
 
 CFG = osp.join(REPO_ROOT, 'configs/fc_siam_diff/fc_siam_diff_cpu-1k_synthetic.py')
@@ -222,21 +222,21 @@ def test_hicd_config_builds_its_student(model, distiller_ckpt, ckpt):
                                       infer_change_mask(model, img_a, img_b, 64, 48))
 
 
-def test_mismatching_checkpoint_points_to_export_student(model, tmp_path):
+def test_mismatching_checkpoint_is_refused(model, tmp_path):
     foreign = str(tmp_path / 'foreign.pth')
     torch.save({'state_dict': {'backbone.w': torch.zeros(3)}, 'meta': {}}, foreign)
     distiller_of_other = str(tmp_path / 'other.pth')
     torch.save({'state_dict': {'student.head.w': torch.zeros(3)}}, distiller_of_other)
     for path in (foreign, distiller_of_other):
-        with pytest.raises(InferenceInputError, match='export_student.py') as err:
-            load_detector_weights(model, path)
+        with pytest.raises(CheckpointError, match='does not match') as err:
+            load_weights(model, path)
         assert path in str(err.value) and 'missing' in str(err.value)
     with pytest.raises(FileNotFoundError, match='nope.pth'):
-        load_detector_weights(model, str(tmp_path / 'nope.pth'))
+        load_weights(model, str(tmp_path / 'nope.pth'))
     garbage = tmp_path / 'garbage.pth'
     garbage.write_bytes(b'not a checkpoint')
-    with pytest.raises(InferenceInputError, match='garbage.pth'):
-        load_detector_weights(model, str(garbage))
+    with pytest.raises(CheckpointError, match='garbage.pth'):
+        load_weights(model, str(garbage))
 
 
 # --------------------------------------------------------------------------- image IO
