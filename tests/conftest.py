@@ -1,6 +1,7 @@
 """Shared fixtures: tiny change-detection folders written on the fly."""
 import os
 import os.path as osp
+import sys
 
 import cv2
 import numpy as np
@@ -11,6 +12,8 @@ from hicd_mm.utils import register_all_modules
 register_all_modules(init_default_scope=True)
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# The tools' helper package (tools/hicd_tools), importable as it is for the scripts.
+sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
 
 
 def write_pair(root: str, stem: str, size=(64, 64), rng=None, label_values=(0, 255),

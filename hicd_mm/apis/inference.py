@@ -10,12 +10,14 @@ whole-image testing (to its ``size_divisor``): with ``window`` >= the image size
 that of ``model.predict`` on the whole pair.
 """
 import os.path as osp
+import sys
 from typing import Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
+from mmengine.utils import ProgressBar
 from torch import Tensor, nn
 
 from hicd_mm.registry import MODELS
@@ -102,7 +104,8 @@ def _tile_probabilities(model: nn.Module, tiles: List[Tensor]) -> Tensor:
 
 @torch.no_grad()
 def infer_change_probs(model: nn.Module, img_a: np.ndarray, img_b: np.ndarray,
-                       window: int = 256, stride: int = 192, batch_size: int = 4) -> Tensor:
+                       window: int = 256, stride: int = 192, batch_size: int = 4,
+                       progress: bool = False) -> Tensor:
     """Per-pixel class probabilities of a pair, averaged over overlapping windows.
 
     Args:
@@ -113,6 +116,7 @@ def infer_change_probs(model: nn.Module, img_a: np.ndarray, img_b: np.ndarray,
         window (int): Window size in pixels.
         stride (int): Step between windows (``<= window``; overlaps are averaged).
         batch_size (int): Windows per forward pass.
+        progress (bool): Show mmengine's progress bar (windows done, elapsed, ETA) on stderr.
 
     Returns:
         Tensor: (C, H, W) float32 probabilities on the CPU (C = 1 for sigmoid heads).
@@ -122,7 +126,9 @@ def infer_change_probs(model: nn.Module, img_a: np.ndarray, img_b: np.ndarray,
     height, width = pair.shape[-2:]
     probs: Optional[Tensor] = None
     counts = torch.zeros((height, width), dtype=torch.float32)
-    for boxes in _batches(tile_boxes(height, width, window, stride), batch_size):
+    boxes_all = tile_boxes(height, width, window, stride)
+    bar = ProgressBar(len(boxes_all), file=sys.stderr) if progress else None
+    for boxes in _batches(boxes_all, batch_size):
         tiles = [pair[:, t:t + h, l:l + w] for t, l, h, w in boxes]
         batch = _tile_probabilities(model, tiles).float().cpu()
         if probs is None:
@@ -130,6 +136,10 @@ def infer_change_probs(model: nn.Module, img_a: np.ndarray, img_b: np.ndarray,
         for (t, l, h, w), tile in zip(boxes, batch):
             probs[:, t:t + h, l:l + w] += tile
             counts[t:t + h, l:l + w] += 1
+        if bar is not None:
+            bar.update(len(boxes))
+    if bar is not None:
+        sys.stderr.write('\n')
     return probs / counts
 
 
@@ -145,7 +155,8 @@ def probs_to_mask(probs: Tensor, threshold: float = 0.5) -> np.ndarray:
 
 
 def infer_change_mask(model: nn.Module, img_a: np.ndarray, img_b: np.ndarray,
-                      window: int = 256, stride: int = 192, batch_size: int = 4) -> np.ndarray:
+                      window: int = 256, stride: int = 192, batch_size: int = 4,
+                      progress: bool = False) -> np.ndarray:
     """Change mask of a pair of any size by batched sliding-window inference.
 
     Args:
@@ -155,11 +166,12 @@ def infer_change_mask(model: nn.Module, img_a: np.ndarray, img_b: np.ndarray,
         window (int): Window size in pixels.
         stride (int): Step between windows (``<= window``).
         batch_size (int): Windows per forward pass.
+        progress (bool): Show a progress bar with ETA on stderr.
 
     Returns:
         np.ndarray: (H, W) uint8 class indices (0 = no change, 1 = change).
     """
-    probs = infer_change_probs(model, img_a, img_b, window, stride, batch_size)
+    probs = infer_change_probs(model, img_a, img_b, window, stride, batch_size, progress)
     threshold = getattr(getattr(model, 'decode_head', None), 'threshold', None)
     return probs_to_mask(probs, 0.5 if threshold is None else threshold)
 
