@@ -2,7 +2,7 @@
 
 Example::
 
-    python tools/train.py configs/fc_siam_diff/fc_siam_diff_cpu-1k_synthetic.py --work-dir work_dirs/x
+    python tools/train.py configs/fc_siam_diff/fc_siam_diff_cpu-1k_synthetic.py
     python tools/train.py CONFIG --data-root /data/LEVIR-CD --check-data
     tools/dist_train.sh CONFIG 2   # torchrun; on a CPU the processes use gloo
 

@@ -308,8 +308,8 @@ def load_pair(path_a: str, path_b: str, resample: bool = False, allow_grey: bool
             nodata_b = cv2.resize(nodata_b.astype(np.uint8), (size_a[1], size_a[0]),
                                   interpolation=cv2.INTER_NEAREST).astype(bool)
     if geo_a is not None and nodata_b is not None:
-        geo_a.nodata_mask = nodata_b if geo_a.nodata_mask is None else (geo_a.nodata_mask
-                                                                         | nodata_b)
+        own = geo_a.nodata_mask
+        geo_a.nodata_mask = nodata_b if own is None else own | nodata_b
     return img_a, img_b, geo_a
 
 

@@ -54,10 +54,10 @@ def resolve_checkpoint(path: str, role: str = 'checkpoint', hint: str = '') -> s
         with open(pointer) as f:
             path = f.read().strip()
     if not osp.isfile(path):
-        where = '' if osp.isabs(path) else f' (relative to the current directory: ' \
-                                            f'{osp.abspath(path)!r})'
-        raise FileNotFoundError(f'{role} not found: {path!r}{where}' + (f'; {hint}' if hint
-                                                                         else ''))
+        where = '' if osp.isabs(path) else \
+            f' (relative to the current directory: {osp.abspath(path)!r})'
+        suffix = f'; {hint}' if hint else ''
+        raise FileNotFoundError(f'{role} not found: {path!r}{where}{suffix}')
     return path
 
 

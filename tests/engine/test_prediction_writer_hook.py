@@ -21,8 +21,9 @@ def test_overlay_blends_outcome_colours_over_the_image():
     gt = rng.integers(0, 2, (8, 9))
     gt[0, 0] = 255
     out = overlay_changes(img, pred, gt, opacity=0.25)
-    for colour, where in ((TP_COLOUR, (pred == 1) & (gt == 1)), (FP_COLOUR, (pred == 1) & (gt == 0)),
-                          (FN_COLOUR, (pred == 0) & (gt == 1))):
+    outcomes = ((TP_COLOUR, (pred == 1) & (gt == 1)), (FP_COLOUR, (pred == 1) & (gt == 0)),
+                (FN_COLOUR, (pred == 0) & (gt == 1)))
+    for colour, where in outcomes:
         expected = np.round(0.75 * img[where] + 0.25 * np.array(colour)).astype(np.uint8)
         np.testing.assert_allclose(out[where], expected, atol=1)
     untouched = ((pred == 0) & (gt == 0)) | (gt == 255)

@@ -41,8 +41,8 @@ from hicd_mm.utils import setup_work_dir
 from hicd_mm.utils.checkpoint import load_weights
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/: hicd_tools
-from hicd_tools.test_options import (degradation_family, make_test_degradation,
-                                        valid_degradation_names, with_test_degradation)
+from hicd_tools.test_options import (degradation_family, make_test_degradation,  # noqa: E402
+                                     valid_degradation_names, with_test_degradation)
 
 CLEAN = 'clean'
 CSV_NAME, MD_NAME, PNG_NAME = 'robustness.csv', 'robustness.md', 'robustness.png'

@@ -133,4 +133,3 @@ def finish_run() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
-
