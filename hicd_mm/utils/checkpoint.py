@@ -262,11 +262,7 @@ def load_teacher_weights(teacher: nn.Module, teacher_ckpt: str,
             f'teacher_ckpt {path!r} is a HiCD distiller checkpoint: its student was trained on '
             'LQ pairs and is not an HQ teacher. Give the checkpoint of a detector trained on HQ '
             'pairs, or set model.allow_distiller_teacher=True if this is intended')
-    try:
-        load_state(teacher, ckpt, path, role='teacher', accept_distiller=True)
-    except CheckpointError as exc:
-        raise CheckpointError(f'teacher_ckpt {path!r} does not match the teacher architecture: '
-                              f'{exc}') from exc
+    load_state(teacher, ckpt, path, role='teacher', accept_distiller=True)
     if is_distiller_state(ckpt['state_dict']):
         print_log(f'teacher: {path} is the student of a HiCD distiller '
                   '(allow_distiller_teacher=True)', logger='current', level=logging.WARNING)

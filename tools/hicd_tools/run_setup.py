@@ -93,8 +93,13 @@ def check_data(cfg: Config, loaders: Sequence[str], quiet: bool = False) -> None
             bar = None if quiet else ProgressBar(len(dataset), file=sys.stderr)
             for index in range(len(dataset)):
                 results = dataset.get_data_info(index)
-                for transform in loading:
-                    results = transform(results)
+                try:
+                    for transform in loading:
+                        results = transform(results)
+                except Exception:
+                    if bar is not None:
+                        print(file=sys.stderr)  # end the progress bar's line
+                    raise
                 if bar is not None:
                     bar.update()
             if not quiet:
