@@ -35,10 +35,10 @@ import os.path as osp
 import shlex
 import shutil
 import sys
-import time
 from typing import List, Optional, Sequence, Tuple
 
 import cv2
+from mmengine.utils import ProgressBar
 
 from hicd_mm.datasets.degradations import apply_spec, build_specs, check_image, degradation_rng
 from hicd_mm.datasets.transforms.loading import GREY_HELP, is_grey, read_image, to_bgr
@@ -229,26 +229,6 @@ def degrade_sample(task: Tuple[int, str, str]) -> dict:
     return dict(index=index, stem=task[2], file=rel, degradation=record)
 
 
-class Progress:
-    """A one-line counter on a terminal, or ~20 lines otherwise."""
-
-    def __init__(self, total: int, quiet: bool) -> None:
-        self.total, self.quiet, self.start = total, quiet, time.time()
-        self.tty = sys.stderr.isatty()
-        self.step = max(1, total // 20)
-
-    def update(self, done: int) -> None:
-        if self.quiet or not (self.tty or done % self.step == 0 or done == self.total):
-            return
-        rate = done / max(time.time() - self.start, 1e-9)
-        line = f'degraded {done}/{self.total} images ({rate:.1f} img/s)'
-        if self.tty:
-            print('\r' + line, end='\n' if done == self.total else '', file=sys.stderr,
-                  flush=True)
-        else:
-            print(line, file=sys.stderr, flush=True)
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     try:
@@ -288,19 +268,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 if rel not in skip:
                     _place(osp.join(args.src, rel), osp.join(tmp, rel), args.link, warned)
         # 2. the target images, degraded in dataset order.
-        progress = Progress(len(targets), args.quiet)
+        progress = None if args.quiet else ProgressBar(len(targets), file=sys.stderr)
         records = []
         if args.workers == 1:
             _init_worker(job)
             for task in targets:
                 records.append(degrade_sample(task))
-                progress.update(len(records))
+                if progress is not None:
+                    progress.update()
         else:
             import multiprocessing as mp
             with mp.get_context('fork').Pool(args.workers, _init_worker, (job, )) as pool:
                 for rec in pool.imap(degrade_sample, targets, chunksize=4):
                     records.append(rec)
-                    progress.update(len(records))
+                    if progress is not None:
+                        progress.update()
         command = ' '.join(shlex.quote(a) for a in ['tools/degrade_dataset.py'] +
                            list(sys.argv[1:] if argv is None else argv))
         manifest = dict(
@@ -327,7 +309,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if old:
         shutil.rmtree(old)
     if not args.quiet:
-        print(f'wrote {len(records)} degraded {args.target} images and {MANIFEST} to {dst}',
+        print(f'\nwrote {len(records)} degraded {args.target} images and {MANIFEST} to {dst}',
               file=sys.stderr)
     return 0
 
