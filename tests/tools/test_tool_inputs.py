@@ -112,6 +112,18 @@ def test_data_root_reaches_every_dataloader():
     assert [d['data_root'] for d in cfg.train_dataloader.dataset['datasets']] == ['X', 'X']
 
 
+def test_cfg_options_data_root_acts_as_data_root():
+    from argparse import Namespace
+
+    from hicd_tools.run_setup import apply_data_options
+    cfg = Config.fromfile(HICD_CFG)
+    cfg.merge_from_dict({'data_root': '/d'})  # what mmengine does: the loaders keep theirs
+    assert cfg.test_dataloader.dataset.data_root != '/d'
+    args = Namespace(data_root=None, check_data=False, cfg_options={'data_root': '/d'})
+    apply_data_options(cfg, args, (), 'test.py')
+    assert [cfg[k].dataset.data_root for k in LOADERS] == ['/d'] * 3
+
+
 def test_check_data_names_the_bad_file(levir_root):
     cfg = Config.fromfile(CFG)
     set_data_root(cfg, levir_root)

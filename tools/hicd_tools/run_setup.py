@@ -25,8 +25,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """``--data-root`` and ``--check-data``."""
     parser.add_argument('--data-root', metavar='DIR',
                         help='dataset root for every dataloader of the config (train, val and '
-                        'test); --cfg-options data_root=... cannot do this, mmengine has '
-                        'already copied data_root into the dataloaders when it applies')
+                        'test); --cfg-options data_root=DIR does the same')
     parser.add_argument('--check-data', action='store_true',
                         help='decode every image and label of the datasets used (sizes, bit '
                         'depth, bands, label values) before the run; stop at the first bad '
@@ -110,12 +109,26 @@ def apply_data_options(cfg: Config, args: argparse.Namespace, loaders: Sequence[
                        tool: str) -> List[str]:
     """``--data-root`` then ``--check-data``; bad data ends the tool with one line.
 
+    ``--cfg-options data_root=X`` (what users try first; mmengine alone would not pass it on to
+    the dataloaders) acts as ``--data-root X``.
+
+    Args:
+        cfg (Config): The config, modified in place.
+        args (argparse.Namespace): The tool's arguments (``data_root``, ``check_data``,
+            ``cfg_options``).
+        loaders (Sequence[str]): The dataloaders ``--check-data`` checks.
+        tool (str): The tool's name, for error lines.
+
     Returns:
         list[str]: Notes for the log.
     """
     notes: List[str] = []
-    if getattr(args, 'data_root', None):
-        notes += set_data_root(cfg, args.data_root)
+    data_root = getattr(args, 'data_root', None)
+    options = getattr(args, 'cfg_options', None) or {}
+    if data_root is None and 'data_root' in options:
+        data_root = options['data_root']
+    if data_root:
+        notes += set_data_root(cfg, data_root)
     if getattr(args, 'check_data', False):
         try:
             check_data(cfg, loaders)
