@@ -26,9 +26,6 @@ from .setup_env import register_checkpoint_safe_globals
 STUDENT_PREFIX = 'student.'
 # The DDP prefix, removed as mmengine's Runner.load_checkpoint does.
 DEFAULT_REVISE_KEYS: Sequence[Tuple[str, str]] = ((r'^module\.', ''), )
-TRAIN_TEACHER_HINT = ('train the teacher first on HQ pairs, e.g. `python tools/train.py '
-                      'configs/<detector>/<detector config>.py` (the HiCD config names it in its '
-                      'first lines), then point model.teacher_ckpt at that work dir or checkpoint')
 
 
 class CheckpointError(ValueError):
@@ -239,6 +236,15 @@ def load_state(model: nn.Module, ckpt: Dict[str, Any], path: str, role: str = 'm
               logger='current')
 
 
+def train_teacher_hint(teacher_ckpt: str) -> str:
+    """How to produce a missing ``teacher_ckpt`` (named in the not-found error)."""
+    name = osp.splitext(osp.basename(osp.normpath(teacher_ckpt)))[0]
+    return (f'train the teacher first on HQ pairs: `python tools/train.py '
+            f'configs/<detector>/{name}.py`, run from the directory the path is relative to, '
+            f'writes work_dirs/{name} (the HiCD config names its teacher config in its first '
+            'lines); or set model.teacher_ckpt to an existing checkpoint')
+
+
 def load_teacher_weights(teacher: nn.Module, teacher_ckpt: str,
                          allow_distiller_teacher: bool = False) -> Dict[str, Any]:
     """Load the HQ teacher of a HiCD distiller, strictly, and log where it came from.
@@ -252,7 +258,7 @@ def load_teacher_weights(teacher: nn.Module, teacher_ckpt: str,
     Returns:
         dict: The checkpoint read.
     """
-    path = resolve_checkpoint(teacher_ckpt, 'teacher_ckpt', TRAIN_TEACHER_HINT)
+    path = resolve_checkpoint(teacher_ckpt, 'teacher_ckpt', train_teacher_hint(teacher_ckpt))
     try:
         ckpt = read_checkpoint(path)
     except CheckpointError as exc:
