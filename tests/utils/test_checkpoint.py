@@ -134,4 +134,5 @@ def test_missing_teacher_says_where_it_looked_and_how_to_train_it(tmp_path, monk
         load_teacher_weights(detector(), 'work_dirs/fc_siam_diff_cpu-1k_synthetic')
     message = str(err.value)
     assert osp.join(str(tmp_path), 'work_dirs/fc_siam_diff_cpu-1k_synthetic') in message
-    assert 'tools/train.py' in message and 'teacher' in message
+    assert 'tools/train.py configs/<detector>/fc_siam_diff_cpu-1k_synthetic.py' in message
+    assert 'teacher' in message
