@@ -6,19 +6,32 @@ falls back to mmseg / mmengine types (``CrossEntropyLoss``, ``AdamW``, ...). Fro
 codebase (e.g. an Open-CD config with ``default_scope='opencd'``) our components are reachable as
 ``hicd_mm.<Type>`` once ``custom_imports=dict(imports=['hicd_mm'])`` has been executed.
 
-Only registries that hicd_mm actually registers into are declared; the rest resolve through the
-parents.
+Every registry mmengine searches while building a runner is declared here, also those hicd_mm
+does not register into (optimizers, schedulers, visualisers, ...): mmengine looks a type up in
+the registry of the default scope and warns ("Failed to search registry with scope hicd_mm")
+when that scope has no registry of the kind.
 """
 from mmengine.registry import Registry
 from mmseg.registry import DATA_SAMPLERS as MMSEG_DATA_SAMPLERS
 from mmseg.registry import DATASETS as MMSEG_DATASETS
+from mmseg.registry import EVALUATOR as MMSEG_EVALUATOR
 from mmseg.registry import HOOKS as MMSEG_HOOKS
+from mmseg.registry import INFERENCERS as MMSEG_INFERENCERS
+from mmseg.registry import LOG_PROCESSORS as MMSEG_LOG_PROCESSORS
 from mmseg.registry import LOOPS as MMSEG_LOOPS
 from mmseg.registry import METRICS as MMSEG_METRICS
 from mmseg.registry import MODEL_WRAPPERS as MMSEG_MODEL_WRAPPERS
 from mmseg.registry import MODELS as MMSEG_MODELS
+from mmseg.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMSEG_OPTIM_WRAPPER_CONSTRUCTORS
+from mmseg.registry import OPTIM_WRAPPERS as MMSEG_OPTIM_WRAPPERS
+from mmseg.registry import OPTIMIZERS as MMSEG_OPTIMIZERS
+from mmseg.registry import PARAM_SCHEDULERS as MMSEG_PARAM_SCHEDULERS
+from mmseg.registry import RUNNER_CONSTRUCTORS as MMSEG_RUNNER_CONSTRUCTORS
+from mmseg.registry import RUNNERS as MMSEG_RUNNERS
 from mmseg.registry import TASK_UTILS as MMSEG_TASK_UTILS
 from mmseg.registry import TRANSFORMS as MMSEG_TRANSFORMS
+from mmseg.registry import VISBACKENDS as MMSEG_VISBACKENDS
+from mmseg.registry import VISUALIZERS as MMSEG_VISUALIZERS
 from mmseg.registry import WEIGHT_INITIALIZERS as MMSEG_WEIGHT_INITIALIZERS
 
 DATASETS = Registry(
@@ -45,3 +58,20 @@ HOOKS = Registry(
     'hook', parent=MMSEG_HOOKS, scope='hicd_mm', locations=['hicd_mm.engine'])
 LOOPS = Registry(
     'loop', parent=MMSEG_LOOPS, scope='hicd_mm', locations=['hicd_mm.engine'])
+
+# Declared so that mmengine finds a registry of every kind under the hicd_mm scope; the types
+# themselves come from mmseg / mmengine.
+RUNNERS = Registry('runner', parent=MMSEG_RUNNERS, scope='hicd_mm')
+RUNNER_CONSTRUCTORS = Registry(
+    'runner constructor', parent=MMSEG_RUNNER_CONSTRUCTORS, scope='hicd_mm')
+OPTIMIZERS = Registry('optimizer', parent=MMSEG_OPTIMIZERS, scope='hicd_mm')
+OPTIM_WRAPPERS = Registry('optim_wrapper', parent=MMSEG_OPTIM_WRAPPERS, scope='hicd_mm')
+OPTIM_WRAPPER_CONSTRUCTORS = Registry(
+    'optimizer wrapper constructor', parent=MMSEG_OPTIM_WRAPPER_CONSTRUCTORS, scope='hicd_mm')
+PARAM_SCHEDULERS = Registry(
+    'parameter scheduler', parent=MMSEG_PARAM_SCHEDULERS, scope='hicd_mm')
+EVALUATOR = Registry('evaluator', parent=MMSEG_EVALUATOR, scope='hicd_mm')
+VISUALIZERS = Registry('visualizer', parent=MMSEG_VISUALIZERS, scope='hicd_mm')
+VISBACKENDS = Registry('vis_backend', parent=MMSEG_VISBACKENDS, scope='hicd_mm')
+LOG_PROCESSORS = Registry('log_processor', parent=MMSEG_LOG_PROCESSORS, scope='hicd_mm')
+INFERENCERS = Registry('inferencer', parent=MMSEG_INFERENCERS, scope='hicd_mm')

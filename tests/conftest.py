@@ -19,6 +19,8 @@ register_all_modules(init_default_scope=True)
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # The smallest detector config (FC-Siam-diff, CPU schedule); the tool tests shrink it further.
 TINY_CFG = osp.join(REPO_ROOT, 'configs/fc_siam_diff/fc_siam_diff_cpu-1k_synthetic.py')
+# The tools' helper package (tools/hicd_tools), importable as it is for the scripts.
+sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
 
 
 def write_pair(root: str, stem: str, size=(64, 64), rng=None, label_values=(0, 255),

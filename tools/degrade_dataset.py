@@ -19,7 +19,9 @@ the command, the seed and the parameters drawn for every image.
 Sample ``i`` (its position in the sorted list of A stems, or its line in ``--ann-file``: the
 order ``BaseCDDataset`` uses) is degraded with ``numpy.random.default_rng([seed, i])``, the
 generator of ``DegradeImage(seed=seed)`` for ``sample_idx == i``, so this offline set equals
-the on-the-fly transform (images are read like ``MultiImgLoadImageFromFile``: 3-channel BGR).
+the on-the-fly transform (images are read like ``MultiImgLoadImageFromFile``: 8-bit only,
+3-channel BGR; a grey target image is refused unless ``--allow-grey``, as in training).
+Group names (``blur``, ``noise``, ``single``) are accepted as in ``tools/test.py``.
 
 SRC is only read. An existing DST is refused unless ``--overwrite`` is given, and even then
 only when it is empty or was written by this tool (it holds a ``manifest.json``); DST equal
@@ -33,14 +35,15 @@ import os.path as osp
 import shlex
 import shutil
 import sys
-import time
 from typing import List, Optional, Sequence, Tuple
 
 import cv2
+from mmengine.utils import ProgressBar
 
-from hicd_mm.datasets.degradations import (NAMES, apply_spec, build_specs, check_image,
-                                           degradation_rng)
+from hicd_mm.datasets.degradations import apply_spec, build_specs, check_image, degradation_rng
+from hicd_mm.datasets.transforms.loading import GREY_HELP, is_grey, read_image, to_bgr
 from hicd_mm.version import __version__
+from hicd_tools.test_options import resolve_degradation, valid_degradation_names
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp')
 MANIFEST = 'manifest.json'
@@ -53,8 +56,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument('src', help='source split folder (holds A/, B/, label/)')
     p.add_argument('dst', help='destination folder (must not exist, see --overwrite)')
     p.add_argument('--degradation', nargs='+', required=True, metavar='NAME',
-                   help=f'degradation name(s); several: one drawn per image. '
-                   f'Valid: {", ".join(NAMES)}')
+                   help=f'degradation name(s) or group(s); several: one drawn per image. '
+                   f'Valid: {", ".join(valid_degradation_names())}')
     p.add_argument('--severity', nargs='+', type=int, metavar='K',
                    help='severity 1-5 of single degradations (several: drawn per image)')
     p.add_argument('--scale', nargs='+', type=float, metavar='S',
@@ -77,6 +80,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help='hard-link (default) or symlink unchanged files instead of copying')
     p.add_argument('--overwrite', action='store_true',
                    help='replace an existing DST written by this tool')
+    p.add_argument('--allow-grey', action='store_true',
+                   help='degrade a grey (1-band) target image as 3 identical channels (the '
+                   'loader refuses a grey image next to a colour one unless allowed)')
     p.add_argument('--workers', type=int, default=1, help='worker processes')
     p.add_argument('--quiet', action='store_true', help='no progress output')
     return p.parse_args(argv)
@@ -84,7 +90,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def build_degradation(args: argparse.Namespace):
     """The validated specs (raises ValueError/TypeError with a clear message)."""
-    names = args.degradation[0] if len(args.degradation) == 1 else list(args.degradation)
+    resolved = []
+    for name in args.degradation:
+        found = resolve_degradation(name)
+        resolved += found if isinstance(found, list) else [found]
+    names = resolved[0] if len(resolved) == 1 else resolved
     severity = None
     if args.severity:
         severity = args.severity[0] if len(args.severity) == 1 else list(args.severity)
@@ -206,34 +216,17 @@ def degrade_sample(task: Tuple[int, str, str]) -> dict:
     """Degrade sample ``index``: read ``src/rel``, write ``tmp/rel``, return its record."""
     index, rel = task[0], task[1]
     src_file = osp.join(_JOB['src'], rel)
-    img = cv2.imread(src_file, cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError(f'cannot decode {src_file!r}')
+    img = read_image(src_file, 'color_keep_grey')  # 8-bit only, as the dataset loader
+    if is_grey(img):
+        if not _JOB['allow_grey']:
+            raise ValueError(f'{src_file!r} is grey (1 band): {GREY_HELP}; pass --allow-grey to '
+                             'degrade it as 3 identical channels')
+        img = to_bgr(img, src_file)
     check_image(img, src_file)
     out, record = apply_spec(img, _JOB['specs'], degradation_rng(_JOB['seed'], index))
     record.update(target=_JOB['target'], seed=_JOB['seed'], sample_idx=index)
     _write_image(osp.join(_JOB['tmp'], rel), out)
     return dict(index=index, stem=task[2], file=rel, degradation=record)
-
-
-class Progress:
-    """A one-line counter on a terminal, or ~20 lines otherwise."""
-
-    def __init__(self, total: int, quiet: bool) -> None:
-        self.total, self.quiet, self.start = total, quiet, time.time()
-        self.tty = sys.stderr.isatty()
-        self.step = max(1, total // 20)
-
-    def update(self, done: int) -> None:
-        if self.quiet or not (self.tty or done % self.step == 0 or done == self.total):
-            return
-        rate = done / max(time.time() - self.start, 1e-9)
-        line = f'degraded {done}/{self.total} images ({rate:.1f} img/s)'
-        if self.tty:
-            print('\r' + line, end='\n' if done == self.total else '', file=sys.stderr,
-                  flush=True)
-        else:
-            print(line, file=sys.stderr, flush=True)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -263,7 +256,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if osp.lexists(tmp):
         shutil.rmtree(tmp)
     os.makedirs(tmp)
-    job = dict(src=args.src, tmp=tmp, specs=specs, seed=args.seed, target=args.target)
+    job = dict(src=args.src, tmp=tmp, specs=specs, seed=args.seed, target=args.target,
+               allow_grey=args.allow_grey)
     try:
         # 1. everything except the target images: copied or linked.
         warned: list = []
@@ -274,19 +268,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 if rel not in skip:
                     _place(osp.join(args.src, rel), osp.join(tmp, rel), args.link, warned)
         # 2. the target images, degraded in dataset order.
-        progress = Progress(len(targets), args.quiet)
+        progress = None if args.quiet else ProgressBar(len(targets), file=sys.stderr)
         records = []
         if args.workers == 1:
             _init_worker(job)
             for task in targets:
                 records.append(degrade_sample(task))
-                progress.update(len(records))
+                if progress is not None:
+                    progress.update()
         else:
             import multiprocessing as mp
             with mp.get_context('fork').Pool(args.workers, _init_worker, (job, )) as pool:
                 for rec in pool.imap(degrade_sample, targets, chunksize=4):
                     records.append(rec)
-                    progress.update(len(records))
+                    if progress is not None:
+                        progress.update()
         command = ' '.join(shlex.quote(a) for a in ['tools/degrade_dataset.py'] +
                            list(sys.argv[1:] if argv is None else argv))
         manifest = dict(
@@ -299,8 +295,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         with open(osp.join(tmp, MANIFEST), 'w') as f:
             json.dump(manifest, f, indent=1)
             f.write('\n')
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, (ValueError, FileNotFoundError)):  # bad data: nothing written
+            print(f'error: {err}', file=sys.stderr)
+            return 2
         raise
     old = None
     if osp.lexists(dst):
@@ -310,7 +309,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if old:
         shutil.rmtree(old)
     if not args.quiet:
-        print(f'wrote {len(records)} degraded {args.target} images and {MANIFEST} to {dst}',
+        print(f'\nwrote {len(records)} degraded {args.target} images and {MANIFEST} to {dst}',
               file=sys.stderr)
     return 0
 

@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# Distributed training: tools/dist_train.sh CONFIG NUM_PROCS [train.py args...]
+# Distributed training through torchrun, with mmseg's variables for several machines:
+#   tools/dist_train.sh CONFIG NUM_PROCS_PER_NODE [train.py args...]
+#   NNODES=2 NODE_RANK=0 MASTER_ADDR=10.0.0.1 PORT=29500 tools/dist_train.sh CONFIG 8   # node 0
+# Python: $PYTHON if set, else the project's .venv/bin/python if present, else `python`.
 # Without a GPU the processes communicate over gloo on the CPU (see hicd_mm.utils.setup_env).
 set -euo pipefail
+if [ $# -lt 2 ]; then
+    echo "usage: $0 CONFIG NUM_PROCS_PER_NODE [train.py args...]" >&2
+    exit 2
+fi
 CONFIG=$1
 NPROCS=$2
 shift 2
-PORT=${PORT:-29500}
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
-PYTHON=${PYTHON:-python}
-export PYTHONPATH="$(dirname "$0")/..:${PYTHONPATH:-}"
-exec "$PYTHON" -m torch.distributed.run --nnodes="$NNODES" --node_rank="$NODE_RANK" \
-    --master_addr="$MASTER_ADDR" --nproc_per_node="$NPROCS" --master_port="$PORT" \
-    "$(dirname "$0")/train.py" "$CONFIG" --launcher pytorch "$@"
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+if [ -z "${PYTHON:-}" ]; then
+    if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python; fi
+fi
+export PYTHONPATH="$ROOT:${PYTHONPATH:-}"
+exec "$PYTHON" -m torch.distributed.run --nnodes="${NNODES:-1}" --node_rank="${NODE_RANK:-0}" \
+    --master_addr="${MASTER_ADDR:-127.0.0.1}" --master_port="${PORT:-29500}" \
+    --nproc_per_node="$NPROCS" "$ROOT/tools/train.py" "$CONFIG" --launcher pytorch "$@"

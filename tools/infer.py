@@ -7,14 +7,18 @@ Examples::
     python tools/infer.py CONFIG CHECKPOINT A.tif B.tif change.tif --window 512 --stride 384
 
 A ``.png`` OUT holds 0 (no change) / 255 (change); a ``.tif``/``.tiff`` OUT holds uint8 0 / 1
-with the georeference of A. See docs/inference.md.
+with the georeference of A. ``--overlay FILE.png`` also writes image A with the changes blended
+over it. Progress (windows, elapsed time, ETA) is shown on stderr. Images must be 8-bit; a grey
+image next to a colour one is refused unless ``--allow-grey``. See docs/inference.md.
 """
 import argparse
+import os
 import os.path as osp
 import sys
 import time
 from typing import List, Optional
 
+import cv2
 from mmengine.logging import print_log
 
 try:
@@ -24,6 +28,7 @@ except ImportError:  # run from a checkout without installing the package
 from hicd_mm.apis import (check_output_path, infer_change_mask, init_change_detector,  # noqa
                           load_pair, write_mask)
 from hicd_mm.apis.inference import check_tiling  # noqa: E402
+from hicd_mm.visualization import overlay_changes  # noqa: E402
 
 # Bad input (InferenceInputError is a ValueError), missing or existing files, missing tifffile.
 EXPECTED_ERRORS = (ValueError, FileNotFoundError, FileExistsError, ImportError)
@@ -46,7 +51,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--batch-size', type=int, default=4, help='windows per forward pass')
     parser.add_argument('--resample', action='store_true',
                         help='resize B to the size of A (bilinear) when their sizes differ')
-    parser.add_argument('--overwrite', action='store_true', help='replace OUT if it exists')
+    parser.add_argument('--allow-grey', action='store_true',
+                        help='replicate a grey (1-band) image whose partner is in colour')
+    parser.add_argument('--overlay', metavar='PNG',
+                        help='also write image A with the changes blended over it (red)')
+    parser.add_argument('--opacity', type=float, default=0.5,
+                        help='opacity of the changes in --overlay')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace OUT (and --overlay) if it exists')
     return parser.parse_args(argv)
 
 
@@ -54,12 +67,26 @@ def run(args: argparse.Namespace) -> None:
     """Check the arguments and inputs, run the detector and write the mask."""
     check_tiling(args.window, args.stride, args.batch_size)
     check_output_path(args.out, args.overwrite, inputs=(args.a, args.b))
-    img_a, img_b, geo = load_pair(args.a, args.b, resample=args.resample)
+    if args.overlay:
+        if osp.splitext(args.overlay)[1].lower() != '.png':
+            raise ValueError(f'--overlay {args.overlay}: expected a .png file')
+        if osp.abspath(args.overlay) == osp.abspath(args.out):
+            raise ValueError('--overlay must differ from OUT')
+        check_output_path(args.overlay, args.overwrite, inputs=(args.a, args.b))
+    if not 0 <= args.opacity <= 1:
+        raise ValueError(f'--opacity must be in [0, 1], got {args.opacity}')
+    img_a, img_b, geo = load_pair(args.a, args.b, resample=args.resample,
+                                  allow_grey=args.allow_grey)
     model = init_change_detector(args.config, args.checkpoint, device=args.device)
     start = time.perf_counter()
-    mask = infer_change_mask(model, img_a, img_b, args.window, args.stride, args.batch_size)
+    mask = infer_change_mask(model, img_a, img_b, args.window, args.stride, args.batch_size,
+                             progress=not args.no_progress)
     seconds = time.perf_counter() - start
     write_mask(args.out, mask, geo)
+    if args.overlay:
+        os.makedirs(osp.dirname(osp.abspath(args.overlay)), exist_ok=True)
+        if not cv2.imwrite(args.overlay, overlay_changes(img_a, mask, opacity=args.opacity)):
+            raise ValueError(f'cannot write the overlay to {args.overlay}')
     print_log(f'{args.out}: {mask.shape[1]}x{mask.shape[0]} mask, {100 * (mask > 0).mean():.2f}% '
               f'changed, inference {seconds:.2f} s', logger='current')
 

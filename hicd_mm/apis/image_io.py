@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 from mmengine.logging import print_log
 
+from hicd_mm.datasets.transforms.loading import check_8bit, match_bands, to_bgr
+
 TIFF_EXTENSIONS = ('.tif', '.tiff')
 MASK_EXTENSIONS = ('.png', ) + TIFF_EXTENSIONS
 GEO_TAG_NAMES = {
@@ -26,6 +28,9 @@ GEO_TAG_NAMES = {
     34736: 'GeoDoubleParamsTag',
     34737: 'GeoAsciiParamsTag',
 }
+GDAL_NODATA_TAG = 42113
+# Value of the nodata pixels in a GeoTIFF mask (0 and 1 are "no change" and "change").
+MASK_NODATA = 255
 CRS_TAGS = (34735, 34736, 34737)
 TRANSFORM_TAGS = (33550, 33922, 34264)
 # Two grids agree when their corners are closer than this fraction of A's pixel size.
@@ -42,8 +47,11 @@ class GeoReference:
 
     Args:
         tags (dict): Tag code -> ``(tiff_dtype, count, value)`` as read by tifffile.
+        nodata_mask (np.ndarray, optional): (H, W) bool, the pixels that hold the file's
+            ``GDAL_NODATA`` value in every band (``None`` without such a value).
     """
     tags: Dict[int, Tuple[int, int, Any]] = field(default_factory=dict)
+    nodata_mask: Optional[np.ndarray] = field(default=None, compare=False, repr=False)
 
     def crs(self) -> Tuple[Any, ...]:
         """The values of the CRS tags (GeoKey directory, double and ASCII parameters)."""
@@ -119,14 +127,14 @@ def _bands_last(arr: np.ndarray, axes: str, path: str) -> np.ndarray:
 
 
 def _to_bgr(arr: np.ndarray, path: str) -> np.ndarray:
-    """(H, W, bands) uint8 TIFF data (R, G, B, ...) -> (H, W, 3) BGR."""
-    if arr.dtype != np.uint8:
-        raise InferenceInputError(
-            f'{path}: expected 8-bit (uint8) bands, got {arr.dtype}; convert the image to '
-            '8 bits first (e.g. gdal_translate -ot Byte -scale)')
+    """(H, W, bands) uint8 TIFF data (R, G, B, ...) -> (H, W, 3) BGR, or (H, W) if grey."""
+    try:
+        check_8bit(arr, path)
+    except ValueError as exc:
+        raise InferenceInputError(str(exc)) from exc
     bands = arr.shape[2]
     if bands == 1:
-        return np.ascontiguousarray(np.repeat(arr, 3, axis=2))
+        return np.ascontiguousarray(arr[:, :, 0])
     if bands == 2:
         raise InferenceInputError(f'{path}: expected 1 band (grey) or at least 3 bands '
                                   '(R, G, B, ...), got 2')
@@ -143,8 +151,8 @@ def read_tiff(path: str) -> Tuple[np.ndarray, Optional[GeoReference]]:
         path (str): An existing TIFF file.
 
     Returns:
-        tuple: (H, W, 3) uint8 BGR image, and its :class:`GeoReference` (``None`` when the
-        file has none of the georeference tags).
+        tuple: (H, W, 3) uint8 BGR image ((H, W) if grey), and its :class:`GeoReference`
+        (``None`` when the file has none of the georeference tags).
     """
     tifffile = import_tifffile(path)
     try:
@@ -154,31 +162,53 @@ def read_tiff(path: str) -> Tuple[np.ndarray, Optional[GeoReference]]:
             axes = page.axes
             tags = {tag.code: (int(tag.dtype), tag.count, tag.value)
                     for tag in page.tags.values() if tag.code in GEO_TAG_NAMES}
+            nodata = page.tags.get(GDAL_NODATA_TAG)
+            nodata = None if nodata is None else nodata.value
     except (tifffile.TiffFileError, OSError, ValueError, IndexError) as exc:
         raise InferenceInputError(f'cannot read TIFF image {path}: {exc}') from exc
-    img = _to_bgr(_bands_last(arr, axes, path), path)
-    return img, (GeoReference(tags) if tags else None)
+    bands = _bands_last(arr, axes, path)
+    img = _to_bgr(bands, path)
+    if not tags:
+        return img, None
+    return img, GeoReference(tags, _nodata_mask(bands, nodata, path))
+
+
+def _nodata_mask(bands: np.ndarray, nodata: Any, path: str) -> Optional[np.ndarray]:
+    """Pixels equal to the ``GDAL_NODATA`` value in every band (``None`` without a value)."""
+    if nodata is None:
+        return None
+    try:
+        value = float(str(nodata).strip().rstrip('\x00'))
+    except ValueError:
+        print_log(f'{path}: GDAL_NODATA {nodata!r} is not a number; ignored', logger='current',
+                  level=logging.WARNING)
+        return None
+    return np.all(bands == value, axis=2)
 
 
 def read_image(path: str) -> Tuple[np.ndarray, Optional[GeoReference]]:
     """Read one image of a pair.
 
     Args:
-        path (str): PNG/JPG/... (OpenCV, converted to 8-bit BGR) or TIFF (tifffile).
+        path (str): PNG/JPG/... (OpenCV) or TIFF (tifffile); 8-bit only
+            (:func:`hicd_mm.datasets.transforms.loading.check_8bit`, as in training).
 
     Returns:
-        tuple: (H, W, 3) uint8 BGR image and its :class:`GeoReference` (``None`` for non-TIFF
-        files and TIFFs without georeference).
+        tuple: (H, W, 3) uint8 BGR image ((H, W) if grey; see :func:`load_pair`) and its
+        :class:`GeoReference` (``None`` for non-TIFF files and TIFFs without georeference).
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'image not found: {path}')
     if is_tiff(path):
         return read_tiff(path)
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if img is None:
         raise InferenceInputError(f'cannot read image {path}: OpenCV could not decode it '
                                   '(expected a PNG, JPG or another format OpenCV reads)')
-    return img, None
+    try:
+        return to_bgr(img, path, keep_grey=True), None
+    except ValueError as exc:
+        raise InferenceInputError(str(exc)) from exc
 
 
 def _corners(affine: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -237,15 +267,20 @@ def check_same_georeference(path_a: str, geo_a: Optional[GeoReference], shape_a:
             'the same grid first')
 
 
-def load_pair(path_a: str, path_b: str, resample: bool = False
+def load_pair(path_a: str, path_b: str, resample: bool = False, allow_grey: bool = False
               ) -> Tuple[np.ndarray, np.ndarray, Optional[GeoReference]]:
     """Read a bi-temporal pair and check that its images correspond pixel by pixel.
+
+    Bands are handled as in training (:func:`hicd_mm.datasets.transforms.loading.match_bands`):
+    a grey pair is replicated to 3 channels, a grey image next to a colour one is refused
+    unless ``allow_grey``.
 
     Args:
         path_a (str): Image A (first date); the output lies on its grid.
         path_b (str): Image B (second date).
         resample (bool): Resize B to the size of A (bilinear) when their sizes differ,
             instead of raising an error.
+        allow_grey (bool): Replicate a grey image whose partner is in colour.
 
     Returns:
         tuple: A and B as (H, W, 3) uint8 BGR arrays of the same size, and the georeference of
@@ -253,17 +288,28 @@ def load_pair(path_a: str, path_b: str, resample: bool = False
     """
     img_a, geo_a = read_image(path_a)
     img_b, geo_b = read_image(path_b)
+    try:
+        img_a, img_b = match_bands((img_a, img_b), (path_a, path_b), allow_grey)
+    except ValueError as exc:
+        raise InferenceInputError(str(exc)) from exc
     size_a, size_b = img_a.shape[:2], img_b.shape[:2]
     if size_a != size_b and not resample:
         raise InferenceInputError(
             f'A and B differ in size: {path_a} is {size_a[1]}x{size_a[0]} (WxH), {path_b} is '
             f'{size_b[1]}x{size_b[0]}; pass --resample to resize B to A')
     check_same_georeference(path_a, geo_a, img_a.shape, path_b, geo_b, img_b.shape)
+    nodata_b = geo_b.nodata_mask if geo_b is not None else None
     if size_a != size_b:
         print_log(f'resampling {path_b} from {size_b[1]}x{size_b[0]} to the size of {path_a}, '
                   f'{size_a[1]}x{size_a[0]} (WxH, bilinear)', logger='current',
                   level=logging.WARNING)
         img_b = cv2.resize(img_b, (size_a[1], size_a[0]), interpolation=cv2.INTER_LINEAR)
+        if nodata_b is not None:
+            nodata_b = cv2.resize(nodata_b.astype(np.uint8), (size_a[1], size_a[0]),
+                                  interpolation=cv2.INTER_NEAREST).astype(bool)
+    if geo_a is not None and nodata_b is not None:
+        own = geo_a.nodata_mask
+        geo_a.nodata_mask = nodata_b if own is None else own | nodata_b
     return img_a, img_b, geo_a
 
 
@@ -292,7 +338,8 @@ def write_mask(path: str, mask: np.ndarray, geo: Optional[GeoReference] = None) 
 
     PNG: 8-bit grey, 0 (no change) / 255 (change). TIFF: uint8 0 / 1, zlib-compressed, with the
     georeference tags of ``geo`` copied unchanged (the mask is on the grid of the image they
-    came from).
+    came from); the pixels of ``geo.nodata_mask`` are :data:`MASK_NODATA` (255), the mask's
+    ``GDAL_NODATA``.
 
     Args:
         path (str): Output file (``.png``, ``.tif`` or ``.tiff``); its folder is created.
@@ -302,13 +349,20 @@ def write_mask(path: str, mask: np.ndarray, geo: Optional[GeoReference] = None) 
     binary = (np.asarray(mask) > 0).astype(np.uint8)
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
+    nodata = geo.nodata_mask if geo is not None else None
     if is_tiff(path):
         tifffile = import_tifffile(path)
+        extratags = geo.extratags() if geo is not None else []
+        if nodata is not None:
+            binary[nodata] = MASK_NODATA
+            extratags.append((GDAL_NODATA_TAG, 's', 0, str(MASK_NODATA), True))
         tifffile.imwrite(path, binary, photometric='minisblack', compression='zlib',
-                         extratags=geo.extratags() if geo is not None else [])
+                         extratags=extratags)
         return
     if geo is not None:
-        print_log(f'{path} is not a GeoTIFF: the georeference of A is not kept',
+        print_log(f'{path} is not a GeoTIFF: the georeference of A is not kept' +
+                  (' and its nodata pixels are written as 0 (no change)'
+                   if nodata is not None and nodata.any() else ''),
                   logger='current', level=logging.WARNING)
     if not cv2.imwrite(path, binary * 255):
         raise InferenceInputError(f'cannot write the mask to {path}')

@@ -10,18 +10,19 @@ whole-image testing (to its ``size_divisor``): with ``window`` >= the image size
 that of ``model.predict`` on the whole pair.
 """
 import os.path as osp
-from typing import Dict, Iterator, List, Optional, Tuple, Union
+import sys
+from typing import Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
+from mmengine.utils import ProgressBar
 from torch import Tensor, nn
 
-from hicd_mm.models.distillers import is_distiller_state, student_state_dict
 from hicd_mm.registry import MODELS
-from hicd_mm.utils import register_all_modules, register_checkpoint_safe_globals
-from .image_io import InferenceInputError
+from hicd_mm.utils import register_all_modules
+from hicd_mm.utils.checkpoint import load_weights
 
 Box = Tuple[int, int, int, int]  # (top, left, height, width)
 
@@ -103,7 +104,8 @@ def _tile_probabilities(model: nn.Module, tiles: List[Tensor]) -> Tensor:
 
 @torch.no_grad()
 def infer_change_probs(model: nn.Module, img_a: np.ndarray, img_b: np.ndarray,
-                       window: int = 256, stride: int = 192, batch_size: int = 4) -> Tensor:
+                       window: int = 256, stride: int = 192, batch_size: int = 4,
+                       progress: bool = False) -> Tensor:
     """Per-pixel class probabilities of a pair, averaged over overlapping windows.
 
     Args:
@@ -114,6 +116,7 @@ def infer_change_probs(model: nn.Module, img_a: np.ndarray, img_b: np.ndarray,
         window (int): Window size in pixels.
         stride (int): Step between windows (``<= window``; overlaps are averaged).
         batch_size (int): Windows per forward pass.
+        progress (bool): Show mmengine's progress bar (windows done, elapsed, ETA) on stderr.
 
     Returns:
         Tensor: (C, H, W) float32 probabilities on the CPU (C = 1 for sigmoid heads).
@@ -123,7 +126,9 @@ def infer_change_probs(model: nn.Module, img_a: np.ndarray, img_b: np.ndarray,
     height, width = pair.shape[-2:]
     probs: Optional[Tensor] = None
     counts = torch.zeros((height, width), dtype=torch.float32)
-    for boxes in _batches(tile_boxes(height, width, window, stride), batch_size):
+    boxes_all = tile_boxes(height, width, window, stride)
+    bar = ProgressBar(len(boxes_all), file=sys.stderr) if progress else None
+    for boxes in _batches(boxes_all, batch_size):
         tiles = [pair[:, t:t + h, l:l + w] for t, l, h, w in boxes]
         batch = _tile_probabilities(model, tiles).float().cpu()
         if probs is None:
@@ -131,6 +136,10 @@ def infer_change_probs(model: nn.Module, img_a: np.ndarray, img_b: np.ndarray,
         for (t, l, h, w), tile in zip(boxes, batch):
             probs[:, t:t + h, l:l + w] += tile
             counts[t:t + h, l:l + w] += 1
+        if bar is not None:
+            bar.update(len(boxes))
+    if bar is not None:
+        sys.stderr.write('\n')
     return probs / counts
 
 
@@ -146,7 +155,8 @@ def probs_to_mask(probs: Tensor, threshold: float = 0.5) -> np.ndarray:
 
 
 def infer_change_mask(model: nn.Module, img_a: np.ndarray, img_b: np.ndarray,
-                      window: int = 256, stride: int = 192, batch_size: int = 4) -> np.ndarray:
+                      window: int = 256, stride: int = 192, batch_size: int = 4,
+                      progress: bool = False) -> np.ndarray:
     """Change mask of a pair of any size by batched sliding-window inference.
 
     Args:
@@ -156,11 +166,12 @@ def infer_change_mask(model: nn.Module, img_a: np.ndarray, img_b: np.ndarray,
         window (int): Window size in pixels.
         stride (int): Step between windows (``<= window``).
         batch_size (int): Windows per forward pass.
+        progress (bool): Show a progress bar with ETA on stderr.
 
     Returns:
         np.ndarray: (H, W) uint8 class indices (0 = no change, 1 = change).
     """
-    probs = infer_change_probs(model, img_a, img_b, window, stride, batch_size)
+    probs = infer_change_probs(model, img_a, img_b, window, stride, batch_size, progress)
     threshold = getattr(getattr(model, 'decode_head', None), 'threshold', None)
     return probs_to_mask(probs, 0.5 if threshold is None else threshold)
 
@@ -174,70 +185,14 @@ def detector_config(cfg: Config) -> ConfigDict:
     return model_cfg
 
 
-def read_state_dict(checkpoint: str) -> Dict[str, Tensor]:
-    """The state dict of a checkpoint file (mmengine ``{'state_dict': ...}`` or a bare one).
-
-    Args:
-        checkpoint (str): Path of a ``.pth`` file.
-
-    Returns:
-        dict: Parameter name -> tensor, without a DDP ``module.`` prefix.
-    """
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
-    register_checkpoint_safe_globals()
-    try:
-        ckpt = torch.load(checkpoint, map_location='cpu')
-    except Exception as exc:  # torch raises many types for corrupt or foreign files
-        raise InferenceInputError(f'cannot read checkpoint {checkpoint}: {exc}') from exc
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise InferenceInputError(f'checkpoint {checkpoint}: expected a dict of tensors or an '
-                                  "mmengine checkpoint with a 'state_dict'")
-    return {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
-
-
-def _mismatch(own: Dict[str, Tensor], state: Dict[str, Tensor]) -> List[str]:
-    """Descriptions of missing, unexpected and shape-mismatched keys (empty if they match)."""
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    mismatched = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-    return [f'{len(keys)} {name} key(s), e.g. {keys[:3]}'
-            for name, keys in (('missing', missing), ('unexpected', unexpected),
-                               ('shape-mismatched', mismatched)) if keys]
-
-
-def load_detector_weights(model: nn.Module, checkpoint: str) -> None:
-    """Load a detector or HiCD distiller checkpoint into ``model``, strictly.
-
-    A distiller checkpoint (keys ``student.*``) is recognised and its student weights are
-    loaded (what ``tools/export_student.py`` would save).
-
-    Args:
-        model (nn.Module): The detector.
-        checkpoint (str): Checkpoint file.
-    """
-    state = read_state_dict(checkpoint)
-    if is_distiller_state(state):
-        state = student_state_dict(state)
-        print_log(f'{checkpoint} is a HiCD distiller checkpoint: using its student weights '
-                  f'({len(state)} tensors)', logger='current')
-    problems = _mismatch(model.state_dict(), state)
-    if problems:
-        raise InferenceInputError(
-            f'checkpoint {checkpoint} does not match the detector of the config: '
-            + '; '.join(problems) + '. Use the config the checkpoint was trained with; a HiCD '
-            'distiller checkpoint is read directly or converted with tools/export_student.py')
-    model.load_state_dict(state, strict=True)
-
-
 def init_change_detector(config: Union[str, Config], checkpoint: Optional[str] = None,
                          device: str = 'cpu') -> nn.Module:
     """Build the detector of a config, load its weights and put it in eval mode.
 
     Args:
         config (str | Config): Detector or HiCD config (its student is built).
-        checkpoint (str, optional): Detector or distiller checkpoint; ``None`` keeps the
+        checkpoint (str, optional): Detector or distiller checkpoint (its student), loaded
+            strictly by :func:`hicd_mm.utils.checkpoint.load_weights`; ``None`` keeps the
             initial (random) weights.
         device (str): Torch device, e.g. ``'cpu'`` or ``'cuda:0'``.
 
@@ -251,5 +206,5 @@ def init_change_detector(config: Union[str, Config], checkpoint: Optional[str] =
     register_all_modules(init_default_scope=True)
     model = MODELS.build(detector_config(config))
     if checkpoint is not None:
-        load_detector_weights(model, checkpoint)
+        load_weights(model, checkpoint, role='detector')
     return model.to(device).eval()

@@ -165,8 +165,35 @@ def test_cli_shows_progress(split, tmp_path):
          '--degradation', 'jpeg', '--severity', '3', '--workers', '2'],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert 'degraded 4/4 images' in proc.stderr and 'manifest.json' in proc.stderr
+    assert '4/4' in proc.stderr and 'ETA' in proc.stderr  # mmengine's progress bar
+    assert 'wrote 4 degraded B images' in proc.stderr and 'manifest.json' in proc.stderr
     single = str(tmp_path / 'single')
     assert tool.main([split, single, '--degradation', 'jpeg', '--severity', '3', '--quiet']) == 0
     assert read_bytes(osp.join(dst, 'B', 'test_002.png')) == \
         read_bytes(osp.join(single, 'B', 'test_002.png'))
+
+
+def test_accepts_the_groups_test_py_accepts(split, tmp_path):
+    dst = str(tmp_path / 'blur')
+    assert tool.main([split, dst, '--degradation', 'blur', '--severity', '2', '--quiet']) == 0
+    manifest = json.load(open(osp.join(dst, 'manifest.json')))
+    assert manifest['degradation']['degradation'] == [
+        'gaussian_blur', 'anisotropic_blur', 'motion_blur']
+    kinds = {rec['degradation']['name'] for rec in manifest['images']}
+    assert kinds <= {'gaussian_blur', 'anisotropic_blur', 'motion_blur'}
+
+
+def test_16_bit_and_grey_targets_are_refused_and_nothing_is_written(split, tmp_path, capsys):
+    rel = sorted(os.listdir(osp.join(split, 'B')))[0]
+    img = cv2.imread(osp.join(split, 'B', rel))
+    assert cv2.imwrite(osp.join(split, 'B', rel), img.astype(np.uint16) * 16)
+    dst = str(tmp_path / 'u16')
+    assert tool.main([split, dst] + ARGS) == 2
+    err = capsys.readouterr().err
+    assert 'not 8-bit' in err and rel in err
+    assert not osp.exists(dst) and not any('partial' in f for f in os.listdir(tmp_path))
+    assert cv2.imwrite(osp.join(split, 'B', rel), img[:, :, 0])
+    assert tool.main([split, dst] + ARGS) == 2
+    assert 'grey' in capsys.readouterr().err and not osp.exists(dst)
+    assert tool.main([split, dst, '--allow-grey'] + ARGS) == 0
+    assert cv2.imread(osp.join(dst, 'B', rel), cv2.IMREAD_UNCHANGED).shape == img.shape

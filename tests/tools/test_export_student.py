@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch
 
-from hicd_mm.models.distillers import student_state_dict
+from hicd_mm.utils.checkpoint import student_state_dict
 from hicd_mm.registry import MODELS
 from tests.conftest import REPO_ROOT
 from tests.models.test_hicd_distiller import build, detector_cfg

@@ -15,9 +15,9 @@ from mmseg.structures import SegDataSample
 
 from hicd_mm.apis import (GeoReference, InferenceInputError, check_output_path,
                           infer_change_mask, infer_change_probs, init_change_detector,
-                          load_detector_weights, load_pair, read_image, tile_boxes,
-                          window_starts, write_mask)
+                          load_pair, read_image, tile_boxes, window_starts, write_mask)
 from hicd_mm.apis.inference import pair_tensor
+from hicd_mm.utils.checkpoint import CheckpointError, load_weights
 from tests.conftest import REPO_ROOT
 
 CFG = osp.join(REPO_ROOT, 'configs/fc_siam_diff/fc_siam_diff_cpu-1k_synthetic.py')
@@ -222,21 +222,21 @@ def test_hicd_config_builds_its_student(model, distiller_ckpt, ckpt):
                                       infer_change_mask(model, img_a, img_b, 64, 48))
 
 
-def test_mismatching_checkpoint_points_to_export_student(model, tmp_path):
+def test_mismatching_checkpoint_is_refused(model, tmp_path):
     foreign = str(tmp_path / 'foreign.pth')
     torch.save({'state_dict': {'backbone.w': torch.zeros(3)}, 'meta': {}}, foreign)
     distiller_of_other = str(tmp_path / 'other.pth')
     torch.save({'state_dict': {'student.head.w': torch.zeros(3)}}, distiller_of_other)
     for path in (foreign, distiller_of_other):
-        with pytest.raises(InferenceInputError, match='export_student.py') as err:
-            load_detector_weights(model, path)
+        with pytest.raises(CheckpointError, match='does not match') as err:
+            load_weights(model, path)
         assert path in str(err.value) and 'missing' in str(err.value)
     with pytest.raises(FileNotFoundError, match='nope.pth'):
-        load_detector_weights(model, str(tmp_path / 'nope.pth'))
+        load_weights(model, str(tmp_path / 'nope.pth'))
     garbage = tmp_path / 'garbage.pth'
     garbage.write_bytes(b'not a checkpoint')
-    with pytest.raises(InferenceInputError, match='garbage.pth'):
-        load_detector_weights(model, str(garbage))
+    with pytest.raises(CheckpointError, match='garbage.pth'):
+        load_weights(model, str(garbage))
 
 
 # --------------------------------------------------------------------------- image IO
@@ -259,14 +259,14 @@ def test_tiff_layouts_and_band_order(tmp_path, log_records):
     tifffile = pytest.importorskip('tifffile')
     grey = str(tmp_path / 'g.tif')
     tifffile.imwrite(grey, bgr[:, :, 0])
-    np.testing.assert_array_equal(read_image(grey)[0], np.repeat(bgr[:, :, :1], 3, 2))
+    np.testing.assert_array_equal(read_image(grey)[0], bgr[:, :, 0])  # grey stays grey
 
 
 def test_tiff_that_cannot_be_used(tmp_path):
     tifffile = pytest.importorskip('tifffile')
     deep = str(tmp_path / 'deep.tif')
     tifffile.imwrite(deep, np.zeros((*SIZE, 3), np.uint16), photometric='rgb')
-    with pytest.raises(InferenceInputError, match='deep.tif.*uint8.*uint16'):
+    with pytest.raises(InferenceInputError, match='deep.tif.*uint16.*not 8-bit'):
         read_image(deep)
     two = str(tmp_path / 'two.tif')
     tifffile.imwrite(two, np.zeros((2, *SIZE), np.uint8), photometric='minisblack',
@@ -412,3 +412,48 @@ def test_cli_geotiff_keeps_the_georeference(ckpt, distiller_ckpt, tmp_path):
     png = str(tmp_path / 'change.png')
     assert tool.main([CFG, ckpt, a, b, png, '--window', '64', '--stride', '48']) == 0
     np.testing.assert_array_equal(cv2.imread(png, cv2.IMREAD_UNCHANGED), mask * 255)
+
+
+def test_infer_shows_progress_and_writes_an_overlay(ckpt, pngs, tmp_path, capsys):
+    out, overlay = str(tmp_path / 'change.png'), str(tmp_path / 'vis' / 'overlay.png')
+    assert tool.main([CFG, ckpt, *pngs, out, '--window', '64', '--stride', '48',
+                      '--overlay', overlay, '--opacity', '1']) == 0
+    err = capsys.readouterr().err
+    assert 'ETA' in err and 'elapsed' in err  # mmengine's progress bar
+    mask = cv2.imread(out, cv2.IMREAD_GRAYSCALE) > 0
+    assert 0.05 < mask.mean() < 0.95
+    vis, img_a = cv2.imread(overlay), cv2.imread(pngs[0])
+    np.testing.assert_array_equal(vis[~mask], img_a[~mask])  # unchanged pixels: image A
+    assert (vis[mask] == (0, 0, 255)).all()  # opacity 1: pure red where changed
+    assert tool.main([CFG, ckpt, *pngs, str(tmp_path / 'c2.png'), '--overlay', overlay]) == 2
+    assert 'exists' in capsys.readouterr().err
+
+
+def test_infer_refuses_a_grey_b_next_to_a_colour_a_unless_allowed(ckpt, pngs, tmp_path, capsys):
+    grey = str(tmp_path / 'grey.png')
+    cv2.imwrite(grey, cv2.imread(pngs[1])[:, :, 1])
+    out = str(tmp_path / 'change.png')
+    assert tool.main([CFG, ckpt, pngs[0], grey, out, '--no-progress']) == 2
+    assert 'is grey (1 band)' in capsys.readouterr().err and not osp.exists(out)
+    assert tool.main([CFG, ckpt, pngs[0], grey, out, '--no-progress', '--allow-grey']) == 0
+
+
+def test_nodata_of_a_and_b_becomes_nodata_of_the_geotiff_mask(tmp_path):
+    tifffile = pytest.importorskip('tifffile')
+    bgr_a, bgr_b = random_image(1), random_image(2)
+    bgr_a[:10] = 0  # A: nodata 0 in its first 10 rows
+    bgr_b[:, :7] = 9  # B: nodata 9 in its first 7 columns
+    a = write_geotiff(str(tmp_path / 'a.tif'), bgr_a,
+                      geo_tags() + [(42113, 's', 0, '0', True)])
+    b = write_geotiff(str(tmp_path / 'b.tif'), bgr_b,
+                      geo_tags() + [(42113, 's', 0, '9', True)])
+    img_a, img_b, geo = load_pair(a, b)
+    expected = np.zeros(SIZE, bool)
+    expected[:10], expected[:, :7] = True, True
+    np.testing.assert_array_equal(geo.nodata_mask, expected)
+    out = str(tmp_path / 'mask.tif')
+    write_mask(out, np.ones(SIZE, np.uint8), geo)
+    with tifffile.TiffFile(out) as tif:
+        mask = tif.pages[0].asarray()
+        assert tif.pages[0].tags[42113].value.strip('\x00') == '255'
+    np.testing.assert_array_equal(mask, np.where(expected, 255, 1))

@@ -91,7 +91,7 @@ def test_extended_grid_evaluates_only_new_cells(tiny_model, tmp_path, monkeypatc
                                  samples=2, F1=f1, checkpoint=osp.abspath(ckpt)))
     evaluated = []
 
-    def fake_evaluate(runner, loader_cfg, loop_cfg, jobs, on_result):
+    def fake_evaluate(runner, checkpoint, loader_cfg, evaluator_cfg, loop_cfg, jobs, on_result):
         for cell, degradation in jobs:
             evaluated.append((cell, degradation))
             on_result(cell, dict(F1=50.0 + len(evaluated), IoU=1.0), 2)

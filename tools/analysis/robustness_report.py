@@ -33,13 +33,16 @@ import sys
 from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from mmengine.registry import LOOPS, RUNNERS
+from mmengine.runner import Runner, TestLoop
 
 import hicd_mm  # noqa: F401  (registers components, checkpoint safe globals)
 from hicd_mm.utils import setup_work_dir
-from hicd_mm.utils.test_options import (degradation_family, make_test_degradation,
-                                        valid_degradation_names, with_test_degradation)
+from hicd_mm.utils.checkpoint import load_weights
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/: hicd_tools
+from hicd_tools.test_options import (degradation_family, make_test_degradation,  # noqa: E402
+                                     valid_degradation_names, with_test_degradation)
 
 CLEAN = 'clean'
 CSV_NAME, MD_NAME, PNG_NAME = 'robustness.csv', 'robustness.md', 'robustness.png'
@@ -193,31 +196,52 @@ def build_runner(cfg: Config) -> Runner:
     return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
 
 
-def evaluate_cells(runner, loader_cfg: dict, loop_cfg: dict,
-                   jobs: Sequence[Tuple[Cell, Optional[dict]]],
-                   on_result: Callable[[Cell, dict, int], None]) -> None:
-    """Evaluate every job with one model: the checkpoint is loaded once, and each job gets a
-    fresh test loop (its own dataloader, dataset transform and evaluator).
+def build_cell_loop(runner, loader_cfg: dict, evaluator_cfg, loop_cfg: dict):
+    """A test loop of its own for one cell, built through mmengine's public loop API.
 
     Args:
-        runner (Runner): Built from the config with ``load_from`` = the checkpoint.
+        runner (Runner): The runner (model, hooks, logger).
+        loader_cfg (dict): The cell's test dataloader config.
+        evaluator_cfg (dict | list): The ``test_evaluator`` of the config.
+        loop_cfg (dict): The ``test_cfg`` of the config (``type`` optional).
+
+    Returns:
+        BaseLoop: The loop; ``loop.run()`` returns the metrics.
+    """
+    loop_cfg = copy.deepcopy(dict(loop_cfg))
+    evaluator_cfg = copy.deepcopy(evaluator_cfg)
+    if 'type' in loop_cfg:
+        return LOOPS.build(loop_cfg, default_args=dict(
+            runner=runner, dataloader=loader_cfg, evaluator=evaluator_cfg))
+    return TestLoop(runner, loader_cfg, evaluator_cfg, **loop_cfg)
+
+
+def evaluate_cells(runner, checkpoint: str, loader_cfg: dict, evaluator_cfg, loop_cfg: dict,
+                   jobs: Sequence[Tuple[Cell, Optional[dict]]],
+                   on_result: Callable[[Cell, dict, int], None]) -> None:
+    """Evaluate every job with one model: the checkpoint is loaded once (strictly), and each
+    job gets a fresh test loop (its own dataloader, dataset transform and evaluator).
+
+    Args:
+        runner (Runner): Built from the config (no ``load_from``).
+        checkpoint (str): The checkpoint, loaded by :func:`hicd_mm.utils.checkpoint.load_weights`.
         loader_cfg (dict): The test dataloader config (clean dataset).
+        evaluator_cfg (dict | list): The ``test_evaluator`` of the config.
         loop_cfg (dict): The ``test_cfg`` of the config.
         jobs (Sequence): ``(cell, DegradeImage config or None)``.
         on_result (Callable): Called with ``(cell, metrics, number of samples)``.
     """
+    load_weights(runner.model, checkpoint, role='detector')
+    # Not Runner.test(): it runs the before_run/after_run hooks on every call (and
+    # LoggerHook.after_run closes the visualizer). Hooks run once around all cells.
     runner.call_hook('before_run')
-    runner.load_or_resume()
     try:
         for cell, degradation in jobs:
             dataset_cfg, _ = with_test_degradation(loader_cfg['dataset'], degradation)
-            # Not Runner.test(): it runs the before_run/after_run hooks on every call (and
-            # LoggerHook.after_run closes the visualizer). Hooks run once around all cells;
-            # each cell's loop is set on the runner, whose test_dataloader hooks read.
-            runner._test_dataloader = dict(copy.deepcopy(loader_cfg), dataset=dataset_cfg)
-            runner._test_loop = runner.build_test_loop(copy.deepcopy(loop_cfg))
-            metrics = runner.test_loop.run()
-            on_result(cell, metrics, len(runner.test_loop.dataloader.dataset))
+            loop = build_cell_loop(runner, dict(copy.deepcopy(loader_cfg), dataset=dataset_cfg),
+                                   evaluator_cfg, loop_cfg)
+            metrics = loop.run()
+            on_result(cell, metrics, len(loop.dataloader.dataset))
     finally:
         runner.call_hook('after_run')
 
@@ -360,7 +384,7 @@ def load_config(args: argparse.Namespace) -> Config:
         cfg.merge_from_dict(args.cfg_options)
     cfg.launcher = 'none'
     setup_work_dir(cfg, args.config, args.work_dir or osp.join(args.out_dir, 'work_dir'))
-    cfg.load_from = args.checkpoint
+    cfg.load_from = None  # loaded strictly by evaluate_cells
     cfg.resume = False
     if not cfg.get('test_dataloader') or not cfg.test_dataloader.get('dataset'):
         raise KeyError(f'{args.config}: no test_dataloader.dataset to evaluate on')
@@ -431,8 +455,9 @@ def execute(args: argparse.Namespace, plan: Plan) -> None:
             _log(f'[{len(rows)}/{len(plan.grid)}] {cell.label()}: {SUMMARY_METRIC} '
                  f'{float(metrics[SUMMARY_METRIC]):.2f}')
 
-        evaluate_cells(runner, plan.cfg.test_dataloader, plan.cfg.get('test_cfg') or {},
-                       plan.jobs, on_result)
+        evaluate_cells(runner, plan.checkpoint, plan.cfg.test_dataloader,
+                       plan.cfg.test_evaluator, plan.cfg.get('test_cfg') or {}, plan.jobs,
+                       on_result)
     header, rows = read_rows(plan.csv_path)
     write_markdown(osp.join(args.out_dir, MD_NAME), header, rows, args.seed, args.config,
                    plan.checkpoint)

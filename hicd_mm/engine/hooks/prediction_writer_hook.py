@@ -1,4 +1,4 @@
-"""Write test predictions: change masks and A | B | prediction | error-overlay panels."""
+"""Write test predictions: change masks and titled A | B | GT | prediction | errors panels."""
 import os
 import os.path as osp
 from typing import Optional, Sequence
@@ -8,27 +8,7 @@ import numpy as np
 from mmengine.hooks import Hook
 
 from hicd_mm.registry import HOOKS
-
-# BGR colours of the error overlay.
-TP_COLOUR = (255, 255, 255)
-FP_COLOUR = (0, 0, 255)
-FN_COLOUR = (0, 255, 0)
-
-
-def error_overlay(pred: np.ndarray, gt: Optional[np.ndarray]) -> np.ndarray:
-    """Colour a prediction by outcome: TP white, FP red, FN green, TN black (BGR, uint8).
-
-    Without ground truth the prediction is drawn in white.
-    """
-    out = np.zeros(pred.shape + (3, ), np.uint8)
-    if gt is None:
-        out[pred == 1] = TP_COLOUR
-        return out
-    valid = gt != 255
-    out[(pred == 1) & (gt == 1) & valid] = TP_COLOUR
-    out[(pred == 1) & (gt == 0) & valid] = FP_COLOUR
-    out[(pred == 0) & (gt == 1) & valid] = FN_COLOUR
-    return out
+from hicd_mm.visualization import change_panels
 
 
 def sample_name(img_path, index: int) -> str:
@@ -41,23 +21,37 @@ def sample_name(img_path, index: int) -> str:
 class CDPredictionWriterHook(Hook):
     """Save test predictions as PNG.
 
+    Follows mmseg's ``SegVisualizationHook`` conventions: a relative ``show_dir`` is put under
+    ``work_dir/<timestamp>/`` and the change colours are blended over the image with
+    ``opacity``.
+
     Args:
         out_dir (str, optional): Folder for the binary masks (0/255), one per pair.
-        show_dir (str, optional): Folder for panels ``A | B | prediction | overlay`` where the
+        show_dir (str, optional): Folder for the panels ``A | B | GT | prediction | errors over
+            A`` (titled, with a legend; see :func:`hicd_mm.visualization.change_panels`); the
             images are those the model saw (after the test pipeline, e.g. with B degraded).
+        opacity (float): Opacity of the error colours over image A.
     """
 
     priority = 'LOW'
 
-    def __init__(self, out_dir: Optional[str] = None, show_dir: Optional[str] = None) -> None:
+    def __init__(self, out_dir: Optional[str] = None, show_dir: Optional[str] = None,
+                 opacity: float = 0.5) -> None:
+        if not 0 <= opacity <= 1:
+            raise ValueError(f'opacity must be in [0, 1], got {opacity}')
         self.out_dir = out_dir
         self.show_dir = show_dir
+        self.opacity = opacity
         self._count = 0
 
     def before_test(self, runner) -> None:
+        if self.show_dir and not osp.isabs(self.show_dir):
+            self.show_dir = osp.join(runner.work_dir, runner.timestamp, self.show_dir)
         for folder in (self.out_dir, self.show_dir):
             if folder:
                 os.makedirs(folder, exist_ok=True)
+        if self.show_dir:
+            runner.logger.info(f'--show-dir panels are written to {self.show_dir}')
 
     def after_test_iter(self, runner, batch_idx: int, data_batch: dict = None,
                         outputs: Optional[Sequence] = None) -> None:
@@ -71,19 +65,18 @@ class CDPredictionWriterHook(Hook):
                 gt = None
                 if 'gt_sem_seg' in sample:
                     gt = sample.gt_sem_seg.data.squeeze(0).cpu().numpy()
-                inputs = data_batch['inputs'][i].cpu().numpy()
-                panels = self._input_panels(inputs, pred.shape)
-                panels += [np.repeat(pred[..., None] * 255, 3, axis=2), error_overlay(pred, gt)]
-                mmcv.imwrite(np.concatenate(panels, axis=1),
+                img_a, img_b = self._input_images(data_batch['inputs'][i].cpu().numpy(),
+                                                  pred.shape)
+                mmcv.imwrite(change_panels(img_a, img_b, pred, gt, self.opacity),
                              osp.join(self.show_dir, name + '.png'))
 
     @staticmethod
-    def _input_panels(inputs: np.ndarray, shape: tuple) -> list:
+    def _input_images(inputs: np.ndarray, shape: tuple) -> list:
         """The t1 and t2 images of a packed (6, H, W) input, resized to ``shape``."""
-        panels = []
+        images = []
         for img in (inputs[:3], inputs[3:6]):
-            img = np.clip(img.transpose(1, 2, 0), 0, 255).astype(np.uint8)
+            img = np.ascontiguousarray(np.clip(img.transpose(1, 2, 0), 0, 255).astype(np.uint8))
             if img.shape[:2] != shape:
                 img = mmcv.imresize(img, (shape[1], shape[0]))
-            panels.append(img)
-        return panels
+            images.append(img)
+        return images

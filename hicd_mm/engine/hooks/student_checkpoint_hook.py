@@ -2,21 +2,21 @@
 import os.path as osp
 from typing import Optional
 
-import torch
 from mmengine.dist import master_only
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
-from hicd_mm.models.distillers.student_export import student_state_dict
 from hicd_mm.registry import HOOKS
+from hicd_mm.utils.checkpoint import save_student_checkpoint
 
 
 @HOOKS.register_module()
 class StudentCheckpointHook(Hook):
     """Write ``student_iter_<n>.pth`` every ``interval`` iterations and ``student_final.pth``.
 
-    The files hold only the student's weights under the plain detector's key names, so the
-    baseline detector config and ``tools/test.py`` load them directly.
+    The files hold only the student's weights under the plain detector's key names (written by
+    :func:`hicd_mm.utils.checkpoint.save_student_checkpoint`, as ``tools/export_student.py``
+    does), so the baseline detector config and ``tools/test.py`` load them directly.
 
     Args:
         interval (int): Save every this many iterations (``-1``: only at the end).
@@ -39,9 +39,8 @@ class StudentCheckpointHook(Hook):
     @master_only
     def _save(self, runner, name: str) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        state = student_state_dict(model.state_dict())
         meta = dict(iter=runner.iter, source='HiCDDistiller student',
                     teacher_ckpt=getattr(model, 'teacher_ckpt', None))
         path = osp.join(self.out_dir or runner.work_dir, name)
-        torch.save(dict(state_dict=state, meta=meta), path)
+        save_student_checkpoint(model.state_dict(), path, meta)
         runner.logger.info(f'student-only checkpoint saved to {path}')

@@ -1,17 +1,16 @@
 """HiCD distiller: a frozen high-quality teacher guides a low-quality student."""
 import copy
 import inspect
-import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.config import ConfigDict
 from mmengine.logging import print_log
 from mmengine.model import BaseModel
-from mmengine.runner.checkpoint import CheckpointLoader
 from torch import Tensor, nn
 
 from hicd_mm.registry import MODELS
+from hicd_mm.utils.checkpoint import load_teacher_weights
 from ..losses.correlation import shared_feature_preparation
 from .recorder import ModuleRecorder
 
@@ -57,52 +56,6 @@ def as_stage_tuple(output) -> Tuple[Tensor, ...]:
     return tuple(output) if isinstance(output, (list, tuple)) else (output, )
 
 
-def resolve_checkpoint_path(path: str) -> str:
-    """``path`` itself, or for a work dir the checkpoint its ``last_checkpoint`` file names."""
-    if osp.isdir(path):
-        pointer = osp.join(path, 'last_checkpoint')
-        if not osp.isfile(pointer):
-            raise FileNotFoundError(f'teacher_ckpt {path!r} is a folder without a '
-                                    '"last_checkpoint" file; give a checkpoint file')
-        with open(pointer) as f:
-            path = f.read().strip()
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'teacher_ckpt not found: {path!r}')
-    return path
-
-
-def load_teacher_weights(teacher: nn.Module, path: str) -> None:
-    """Load a detector checkpoint into ``teacher`` on the CPU, strictly.
-
-    Accepts plain detector checkpoints and distiller checkpoints (``student.`` keys).
-
-    Args:
-        teacher (nn.Module): The teacher detector.
-        path (str): Checkpoint file, or a work dir whose ``last_checkpoint`` names one.
-    """
-    path = resolve_checkpoint_path(path)
-    ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict):
-        raise ValueError(f'teacher_ckpt {path!r} holds no state_dict')
-    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
-    if any(k.startswith('student.') for k in state):
-        state = {k[len('student.'):]: v for k, v in state.items() if k.startswith('student.')}
-    own = teacher.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    mismatched = [k for k in set(own) & set(state) if own[k].shape != state[k].shape]
-    if missing or unexpected or mismatched:
-        details = []
-        for name, keys in (('missing', missing), ('unexpected', unexpected),
-                           ('shape-mismatched', sorted(mismatched))):
-            if keys:
-                details.append(f'{len(keys)} {name} key(s), e.g. {keys[:3]}')
-        raise ValueError(f'teacher_ckpt {path!r} does not match the teacher architecture: '
-                         + '; '.join(details))
-    teacher.load_state_dict(state, strict=True)
-
-
 @MODELS.register_module()
 class HiCDDistiller(BaseModel):
     """Hierarchical correlation distillation for change detection in quality-varied pairs.
@@ -124,7 +77,10 @@ class HiCDDistiller(BaseModel):
         student (dict): Student detector config.
         teacher (dict, optional): Teacher detector config (default: same as the student).
         teacher_ckpt (str, optional): Checkpoint of the teacher trained on HQ pairs, or the
-            work dir of that training (its ``last_checkpoint`` is used).
+            work dir of that training (its ``last_checkpoint`` is used). A relative path is
+            relative to the current directory (where ``tools/train.py`` runs).
+        allow_distiller_teacher (bool): Accept a HiCD distiller checkpoint as
+            ``teacher_ckpt`` (its student, trained on LQ pairs); refused by default.
         distill_terms (dict, optional): ``name -> dict(feature=KIND, loss=LOSS_CFG)``;
             default: :func:`default_hicd_terms`. A term set to ``None`` or with
             ``loss_weight=0`` is not built (ablations).
@@ -152,6 +108,7 @@ class HiCDDistiller(BaseModel):
                                              teacher='decode_head.conv_seg'),
                  init_student_from_teacher: bool = False,
                  allow_random_teacher: bool = False,
+                 allow_distiller_teacher: bool = False,
                  probe_size: Tuple[int, int] = (64, 64),
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
@@ -163,7 +120,7 @@ class HiCDDistiller(BaseModel):
         self.student = MODELS.build(student)
         teacher_model = MODELS.build(teacher)
         if teacher_ckpt is not None:
-            load_teacher_weights(teacher_model, teacher_ckpt)
+            load_teacher_weights(teacher_model, teacher_ckpt, allow_distiller_teacher)
         elif not allow_random_teacher:
             raise ValueError('HiCDDistiller needs teacher_ckpt (a detector trained on HQ '
                              'pairs); set allow_random_teacher=True only for tests')
