@@ -142,13 +142,16 @@ class HQPairDataPreprocessor(BaseDataPreprocessor):
     normalisation and padding. Batches without ``inputs_hq`` (validation, test) pass through.
 
     Args:
-        preprocessor (dict | nn.Module): The wrapped data preprocessor (a config resolves in the
-            config's default scope, like the student's own).
+        preprocessor (dict | nn.Module, optional): The wrapped data preprocessor (a config
+            resolves in the config's default scope, like the student's own). ``None``:
+            mmengine's ``BaseDataPreprocessor``.
     """
 
-    def __init__(self, preprocessor) -> None:
+    def __init__(self, preprocessor=None) -> None:
         super().__init__()
-        if isinstance(preprocessor, dict):
+        if preprocessor is None:  # a detector config without one: mmengine's default
+            preprocessor = BaseDataPreprocessor()
+        elif isinstance(preprocessor, dict):
             preprocessor = MODELS.build(preprocessor)
         self.preprocessor = preprocessor
 

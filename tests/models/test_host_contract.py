@@ -101,10 +101,11 @@ def test_per_call_paths_inside_a_dual_input_backbone():
         student=['backbone.conv0_0', 'backbone.conv1_0'],
         teacher=['backbone.conv0_0', 'backbone.conv1_0']))
     x = torch.randn(1, 6, 32, 32)
+    model.student.eval()
     with model._recorders['student_sem']:
         model.student.extract_feat(x)
     t1, t2 = model._semantic('student')
-    backbone = model.student.backbone.eval()
+    backbone = model.student.backbone
     torch.testing.assert_close(t1[0], backbone.conv0_0(x[:, :3]))
     torch.testing.assert_close(t2[1], backbone.conv1_0(backbone.conv0_0(x[:, 3:])))
 
@@ -122,9 +123,11 @@ def test_single_call_backbone_error_names_per_date_modules():
 def test_teacher_and_student_of_different_families(levir_root):
     """A dual-input student distilled from a teacher of another family (Gram path)."""
     data, _ = load_batch(levir_root)
+    # both at 1/2 resolution: the student's second per-date block, the teacher's first stage
     model = build_distiller(
         NESTED, teacher=EXCHANGE, feature_preset=dict(student='siamese', teacher='changer'),
-        semantic_feature=dict(student=['backbone.conv0_0', 'backbone.conv1_0']))
+        semantic_feature=dict(student=['backbone.conv1_0'],
+                              stages=dict(student=None, teacher=[0])))
     model.train()
     log = model.train_step(data, OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.01)))
     assert all(torch.isfinite(v) for v in log.values())

@@ -134,8 +134,9 @@ class HiCDDistiller(BaseModel):
         semantic_feature (dict, optional): Overrides of the preset: ``student``/``teacher``
             module path(s) whose outputs are the encoder features, ``split``
             (``'per_call'``: one call per date; ``'channel_halves'``: one call, stage maps
-            ``[t1 | t2]``; or ``dict(student=..., teacher=...)``) and the selected ``stages`` (``None``: all; a list, or
-            ``dict(student=[...], teacher=[...])`` for architectures with different depths).
+            ``[t1 | t2]``; or ``dict(student=..., teacher=...)``) and the selected ``stages``
+            (``None``: all; a list, or ``dict(student=[...], teacher=[...])`` for architectures
+            with different depths).
         change_feature (dict, optional): Overrides of the preset: ``student``/``teacher``
             module paths whose *input* is the change feature.
         init_student_from_teacher (bool): Copy the teacher's weights into the student at
