@@ -159,3 +159,8 @@ def test_six_channel_preprocessor_gets_each_pair_separately(levir_root):
                                                data_samples=copy.deepcopy(
                                                    data['data_samples'])), True)
     torch.testing.assert_close(out['inputs_hq'], ref['inputs'])
+
+
+def test_absent_semantic_path_lists_the_closest_module_names():
+    with pytest.raises(KeyError, match=r"'backbone\.conv1_O'.*backbone\.conv1_0"):
+        build_distiller(NESTED, semantic_feature=dict(student=['backbone.conv1_O']))

@@ -45,8 +45,8 @@ def tiny_options(root: str, model_prefix: str, extra_model) -> list:
                  f'{loader}_dataloader.num_workers=0',
                  f'{loader}_dataloader.persistent_workers=False']
     # Open-CD tests whole 1024 x 1024 images: keep the 64 x 64 fixture at its size
-    opts += ['val_dataloader.dataset.pipeline.1.scale=[64,64]',
-             'test_dataloader.dataset.pipeline.1.scale=[64,64]',
+    opts += ['val_dataloader.dataset.pipeline.1.scale=(64,64)',
+             'test_dataloader.dataset.pipeline.1.scale=(64,64)',
              'train_dataloader.batch_size=2', 'train_cfg.max_iters=2',
              'train_cfg.val_interval=2', 'default_hooks.checkpoint.interval=2',
              'default_hooks.checkpoint.save_best=None', 'default_hooks.logger.interval=1']
