@@ -75,3 +75,25 @@ VISUALIZERS = Registry('visualizer', parent=MMSEG_VISUALIZERS, scope='hicd_mm')
 VISBACKENDS = Registry('vis_backend', parent=MMSEG_VISBACKENDS, scope='hicd_mm')
 LOG_PROCESSORS = Registry('log_processor', parent=MMSEG_LOG_PROCESSORS, scope='hicd_mm')
 INFERENCERS = Registry('inferencer', parent=MMSEG_INFERENCERS, scope='hicd_mm')
+
+def build_in_hicd_scope(registry: Registry, cfg: dict, **default_args):
+    """Build ``cfg`` from ``registry`` with unprefixed types resolved in hicd_mm's scope.
+
+    hicd_mm builds some components itself (correlation losses, degradation transforms); their
+    types are written without a scope prefix in our mixins. mmengine resolves unprefixed types in
+    the *default scope* of the running config, which is e.g. ``opencd`` for an Open-CD config, so
+    they are built under hicd_mm's scope here. Components the user's own config names (the
+    student detector, the host pipeline) are not built through this function and keep resolving
+    in the config's default scope.
+
+    Args:
+        registry (Registry): One of the registries of this module.
+        cfg (dict): Config with a ``type``.
+        **default_args: Passed to ``registry.build``.
+
+    Returns:
+        The built object.
+    """
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('hicd_mm'):
+        return registry.build(cfg, default_args=default_args or None)

@@ -10,28 +10,6 @@ from hicd_mm.registry import DATASETS
 DEFAULT_PREFIX = dict(img_path_from='A', img_path_to='B', seg_map_path='label')
 
 
-def insert_before_packing(pipeline: Sequence, transform: dict) -> list:
-    """A copy of ``pipeline`` with ``transform`` inserted before its packing step.
-
-    Args:
-        pipeline (Sequence): Transform configs; the last one whose type ends with
-            ``PackSegInputs`` is the packing step.
-        transform (dict): The transform config to insert.
-
-    Returns:
-        list: The new pipeline.
-    """
-    pipeline = list(pipeline)
-    types = [str(t.get('type', '')) if isinstance(t, dict) else type(t).__name__
-             for t in pipeline]
-    packs = [i for i, name in enumerate(types) if name.endswith('PackSegInputs')]
-    if not packs:
-        raise ValueError(f'cannot insert the degradation {transform.get("type")!r}: the '
-                         f'pipeline has no packing transform (got {types})')
-    pipeline.insert(packs[-1], transform)
-    return pipeline
-
-
 @DATASETS.register_module()
 class BaseCDDataset(BaseDataset):
     """A binary change-detection dataset: image A, image B and a change label per sample.
@@ -53,9 +31,6 @@ class BaseCDDataset(BaseDataset):
             (strict: only 0/1 or 0/255 are allowed), ``'threshold'`` (>=128 is change; for
             JPEG-compressed labels) or ``None`` (already 0/1 with 255 = ignore).
         ignore_index (int): Label value that is ignored by losses and metrics.
-        degradation (dict, optional): A quality-degradation transform config inserted into
-            ``pipeline`` right before the packing transform, so that any dataset config becomes
-            a quality-varied one by setting this single key (e.g. from a HiCD mixin).
         **kwargs: Passed to :class:`mmengine.dataset.BaseDataset`.
     """
 
@@ -69,7 +44,6 @@ class BaseCDDataset(BaseDataset):
                  seg_map_suffix: str = '.png',
                  format_seg_map: Optional[str] = 'to_binary',
                  ignore_index: int = 255,
-                 degradation: Optional[dict] = None,
                  **kwargs) -> None:
         if format_seg_map not in ('to_binary', 'threshold', None):
             raise ValueError(f'format_seg_map must be "to_binary", "threshold" or None, '
@@ -80,8 +54,6 @@ class BaseCDDataset(BaseDataset):
         self.ignore_index = ignore_index
         prefix = dict(DEFAULT_PREFIX)
         prefix.update(data_prefix or {})
-        if degradation is not None:
-            kwargs['pipeline'] = insert_before_packing(kwargs.get('pipeline', []), degradation)
         # mmengine joins an empty prefix with data_root, so remember whether labels exist.
         self.labelled = bool(prefix.get('seg_map_path'))
         super().__init__(data_root=data_root, data_prefix=prefix, ann_file=ann_file, **kwargs)

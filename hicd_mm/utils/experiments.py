@@ -84,8 +84,12 @@ DONE_FILE = 'run_info.json'  # written into a training work dir when the trainin
 LQ_TEMPLATE = '''# LQ baseline: {base} trained and tested on pairs whose B is degraded by {setting}.
 # Written by tools/run_experiments.py (hicd_mm/utils/experiments.py); do not edit.
 _base_ = ['{base_path}', '{degradation_path}']
-train_dataloader = dict(dataset=dict(degradation={{{{_base_.lq_train_degradation}}}}))
-val_dataloader = dict(dataset=dict(degradation={{{{_base_.test_degradation}}}}))
+train_dataloader = dict(dataset=dict(pipeline=[
+    *_base_.train_dataloader.dataset.pipeline[:-1], _base_.lq_train_degradation,
+    _base_.train_dataloader.dataset.pipeline[-1]]))
+val_dataloader = dict(dataset=dict(pipeline=[
+    *_base_.val_dataloader.dataset.pipeline[:-1], _base_.test_degradation,
+    _base_.val_dataloader.dataset.pipeline[-1]]))
 test_dataloader = val_dataloader
 '''
 
@@ -100,8 +104,12 @@ model = dict(
     student={{{{_base_.model}}}},
     teacher_ckpt=None,
     distill_terms={{{{_base_.hicd_terms}}}})
-train_dataloader = dict(dataset=dict(degradation={{{{_base_.train_degradation}}}}))
-val_dataloader = dict(dataset=dict(degradation={{{{_base_.test_degradation}}}}))
+train_dataloader = dict(dataset=dict(pipeline=[
+    *_base_.train_dataloader.dataset.pipeline[:-1], _base_.train_degradation,
+    dict(type='hicd_mm.PackHQPair', packer=_base_.train_dataloader.dataset.pipeline[-1])]))
+val_dataloader = dict(dataset=dict(pipeline=[
+    *_base_.val_dataloader.dataset.pipeline[:-1], _base_.test_degradation,
+    _base_.val_dataloader.dataset.pipeline[-1]]))
 test_dataloader = val_dataloader
 '''
 

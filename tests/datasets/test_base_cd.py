@@ -181,14 +181,8 @@ def test_unlabelled_pair_loads_without_label(tmp_path):
     assert MultiImgLoadImageFromFile()(ds.get_data_info(0))['img'][0].shape == (64, 64, 3)
 
 
-def test_degradation_inserted_before_packing(levir_root):
-    from hicd_mm.datasets.base_cd import insert_before_packing
-    marker = dict(type='MultiImgRandomFlip', prob=1.0, direction='horizontal')
-    pipe = insert_before_packing(TEST_PIPELINE, marker)
-    assert [t['type'] for t in pipe][-2:] == ['MultiImgRandomFlip', 'MultiImgPackSegInputs']
-    assert len(TEST_PIPELINE) == 3  # the input is not modified
-    flipped = levir(levir_root, degradation=marker)[0]['inputs']
-    plain = levir(levir_root)[0]['inputs']
-    assert torch.equal(flipped, plain.flip(-1))
-    with pytest.raises(ValueError, match='no packing transform'):
-        insert_before_packing(TEST_PIPELINE[:2], marker)
+def test_dataset_has_no_degradation_side_channel(levir_root):
+    """The degradation is a pipeline step only (one mechanism): no dataset argument."""
+    with pytest.raises(TypeError, match='degradation'):
+        levir(levir_root, degradation=dict(type='DegradeImage', degradation='jpeg',
+                                           severity=3))

@@ -13,7 +13,7 @@ from hicd_mm.datasets.degradations.multi import STEPS, multi_degradation
 from hicd_mm.datasets.transforms import (DegradeImage, MultiImgPackSegInputs,
                                          MultiImgPhotoMetricDistortion, MultiImgRandomCrop,
                                          MultiImgRandomFlip, MultiImgRandomRot90,
-                                         MultiImgRandomRotate)
+                                         MultiImgRandomRotate, PackHQPair)
 from hicd_mm.registry import TRANSFORMS
 
 
@@ -280,17 +280,19 @@ def test_multi_degradation_geometry_is_centred(sf, monkeypatch):
     assert checked >= 15
 
 
-def test_pack_emits_lq_then_hq_pairs():
+def test_pack_hq_pair_emits_lq_and_hq_pairs():
     res = DegradeImage('jpeg', severity=4, seed=0)(make_results())
-    packed = MultiImgPackSegInputs()(res)
-    inputs = packed['inputs'].numpy()
-    assert inputs.shape == (12, 64, 64)
+    packed = PackHQPair(packer=dict(type='MultiImgPackSegInputs'))(res)
+    inputs, inputs_hq = packed['inputs'].numpy(), packed['inputs_hq'].numpy()
+    assert inputs.shape == inputs_hq.shape == (6, 64, 64)
     np.testing.assert_array_equal(inputs[3:6].transpose(1, 2, 0), res['img'][1])
-    np.testing.assert_array_equal(inputs[9:12].transpose(1, 2, 0), res['img_hq'][1])
+    np.testing.assert_array_equal(inputs_hq[3:6].transpose(1, 2, 0), res['img_hq'][1])
     meta = packed['data_samples'].metainfo
-    assert meta['num_pairs'] == 2 and meta['degradation']['name'] == 'jpeg'
+    assert meta['degradation']['name'] == 'jpeg'
     test_res = DegradeImage('jpeg', severity=4, keep_hq=False, seed=0)(make_results())
     assert MultiImgPackSegInputs()(test_res)['inputs'].shape == (6, 64, 64)
+    with pytest.raises(KeyError, match=r'DegradeImage.*keep_hq=True.*right before'):
+        PackHQPair(packer=dict(type='MultiImgPackSegInputs'))(test_res)
 
 
 def test_photometric_refuses_to_run_after_degradation():
@@ -318,7 +320,7 @@ def test_inside_dataset_pipeline_on_synthetic_data(tmp_path):
         dict(type='MultiImgRandomFlip', prob=0.5),
         dict(type='MultiImgPhotoMetricDistortion'),
         dict(type='DegradeImage', degradation='multi', scale=4, keep_hq=True),
-        dict(type='MultiImgPackSegInputs')]
+        dict(type='PackHQPair', packer=dict(type='MultiImgPackSegInputs'))]
     test_pipeline = load + [
         dict(type='DegradeImage', degradation='resolution', scale=4, keep_hq=False, seed=0),
         dict(type='MultiImgPackSegInputs')]
@@ -330,7 +332,7 @@ def test_inside_dataset_pipeline_on_synthetic_data(tmp_path):
                              seg_map_path=f'{split}/label'))
 
     item = dataset('train', train_pipeline)[1]
-    assert item['inputs'].shape == (12, 48, 48)
+    assert item['inputs'].shape == item['inputs_hq'].shape == (6, 48, 48)
     assert item['data_samples'].metainfo['degradation']['name'] == 'multi'
     test_ds = dataset('test', test_pipeline)
     first, again = test_ds[1], test_ds[1]

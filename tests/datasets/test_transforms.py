@@ -5,7 +5,7 @@ import torch
 from hicd_mm.datasets.transforms import (MultiImgPackSegInputs, MultiImgPhotoMetricDistortion,
                                          MultiImgRandomCrop, MultiImgRandomFlip,
                                          MultiImgRandomRot90, MultiImgRandomRotate,
-                                         MultiImgResize)
+                                         MultiImgResize, PackHQPair)
 
 
 def aligned_results(h=48, w=40, seed=0):
@@ -111,11 +111,14 @@ def test_pack_order_and_hq():
     inputs = packed['inputs']
     assert inputs.shape == (6, 8, 8) and inputs.dtype == torch.uint8
     np.testing.assert_array_equal(inputs[3:].numpy().transpose(1, 2, 0), res['img'][1])
-    assert packed['data_samples'].num_pairs == 1
     assert packed['data_samples'].gt_sem_seg.data.shape == (1, 8, 8)
+    # the plain packer packs only the pair: the HQ copy needs PackHQPair around it
     res['img_hq'] = [res['img'][0], res['img'][0]]
     packed = MultiImgPackSegInputs()(res)
-    assert packed['inputs'].shape == (12, 8, 8)
-    assert packed['data_samples'].num_pairs == 2
-    np.testing.assert_array_equal(packed['inputs'][9:].numpy().transpose(1, 2, 0),
+    assert packed['inputs'].shape == (6, 8, 8) and 'inputs_hq' not in packed
+    packed = PackHQPair(packer=dict(type='MultiImgPackSegInputs'))(res)
+    assert packed['inputs'].shape == packed['inputs_hq'].shape == (6, 8, 8)
+    np.testing.assert_array_equal(packed['inputs_hq'][3:].numpy().transpose(1, 2, 0),
                                   res['img'][0])
+    np.testing.assert_array_equal(packed['inputs'][3:].numpy().transpose(1, 2, 0),
+                                  res['img'][1])

@@ -42,17 +42,23 @@ def build(teacher_ckpt=None, student=None, **kwargs):
                              teacher_ckpt=teacher_ckpt, **kwargs))
 
 
-def batch(n=2, size=32, channels=12, seed=0):
+def batch(n=2, size=32, with_hq=True, seed=0):
+    """A dataloader batch: LQ pairs (6 channels) and, for training, their HQ copies."""
     g = torch.Generator().manual_seed(seed)
-    inputs = [torch.randint(0, 256, (channels, size, size), generator=g, dtype=torch.uint8)
+    inputs = [torch.randint(0, 256, (6, size, size), generator=g, dtype=torch.uint8)
               for _ in range(n)]
+    inputs_hq = [torch.randint(0, 256, (6, size, size), generator=g, dtype=torch.uint8)
+                 for _ in range(n)]
     samples = []
     for _ in range(n):
         s = SegDataSample()
         s.gt_sem_seg = PixelData(data=torch.randint(0, 2, (1, size, size), generator=g))
         s.set_metainfo(dict(ori_shape=(size, size)))
         samples.append(s)
-    return dict(inputs=inputs, data_samples=samples)
+    data = dict(inputs=inputs, data_samples=samples)
+    if with_hq:
+        data['inputs_hq'] = inputs_hq
+    return data
 
 
 def test_teacher_loaded_strictly_frozen_and_eval(teacher_ckpt):
@@ -126,22 +132,37 @@ def test_all_terms_off_is_plain_training(teacher_ckpt):
 
 def test_predict_uses_student_on_lq_pair_only(teacher_ckpt):
     model = build(teacher_ckpt).eval()
-    data6 = model.data_preprocessor(batch(1, 32, 6), False)
+    data6 = model.data_preprocessor(batch(1, 32, with_hq=False), False)
     with torch.no_grad():
         out = model(**data6, mode='predict')
         ref = model.student(**data6, mode='predict')
     torch.testing.assert_close(out[0].seg_logits.data, ref[0].seg_logits.data)
-    data12 = model.data_preprocessor(batch(1, 32, 12), False)
+    data_hq = model.data_preprocessor(batch(1, 32), False)
+    assert data_hq['inputs_hq'].shape == data_hq['inputs'].shape
     with torch.no_grad():
-        out12 = model(**data12, mode='predict')
-        lq = model.student(data12['inputs'][:, :6], data12['data_samples'], mode='predict')
-    torch.testing.assert_close(out12[0].seg_logits.data, lq[0].seg_logits.data)
+        out_hq = model(**data_hq, mode='predict')
+        lq = model.student(data_hq['inputs'], data_hq['data_samples'], mode='predict')
+    torch.testing.assert_close(out_hq[0].seg_logits.data, lq[0].seg_logits.data)
+
+
+def test_hq_pair_preprocessed_like_lq_pair(teacher_ckpt):
+    """inputs_hq gets the student preprocessor's colour order, normalisation and padding."""
+    model = build(teacher_ckpt)
+    data = batch(2, 30)
+    data['inputs_hq'] = [x.clone() for x in data['inputs']]
+    out = model.data_preprocessor(data, True)
+    assert out['inputs'].shape == (2, 6, 32, 32)  # padded to the size divisor 32
+    torch.testing.assert_close(out['inputs_hq'], out['inputs'])
+    student_only = model.student.data_preprocessor(batch(2, 30, with_hq=False), True)
+    torch.testing.assert_close(out['inputs'], student_only['inputs'])
+    # labels are padded once, not twice
+    assert out['data_samples'][0].gt_sem_seg.data.shape == (1, 32, 32)
 
 
 def test_training_without_hq_pair_is_a_clear_error(teacher_ckpt):
     model = build(teacher_ckpt)
-    data = model.data_preprocessor(batch(2, 32, 6), True)
-    with pytest.raises(ValueError, match='keep_hq=True'):
+    data = model.data_preprocessor(batch(2, 32, with_hq=False), True)
+    with pytest.raises(ValueError, match=r'no inputs_hq.*DegradeImage.*keep_hq=True.*PackHQPair'):
         model(**data, mode='loss')
 
 

@@ -68,14 +68,26 @@ def test_hicd_cpu_ddp(tiny_teacher, tmp_path):
 
 
 def test_opencd_style_config(tiny_teacher, tmp_path):
-    root, ckpt = tiny_teacher
+    """A foreign host's config (its own default scope, a packer that drops unknown keys, a
+    6-channel-only preprocessor, a single-call dual-input backbone) becomes a HiCD student with
+    the documented delta, trains, and its exported student tests with the plain config."""
+    root, _ = tiny_teacher
+    plain = osp.join(REPO_ROOT, 'tests/fixtures/foreign_host_plain.py')
     cfg = osp.join(REPO_ROOT, 'tests/fixtures/opencd_style_hicd.py')
+    data = [f'{loader}_dataloader.dataset.data_root={root}' for loader in ('train', 'val', 'test')]
+    # the stand-ins are imported by the configs' custom_imports (tests.fixtures.foreign_host)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO_ROOT, os.environ.get('PYTHONPATH',
+                                                                                  '')]))
+    teacher_work = str(tmp_path / 'foreign_teacher')
+    run_tool(['tools/train.py', plain, '--work-dir', teacher_work, '--cfg-options', *data],
+             env=env)
     work = str(tmp_path / 'opencd')
-    proc = run_tool(['tools/train.py', cfg, '--work-dir', work, '--cfg-options',
-                     f'train_dataloader.dataset.data_root={root}',
-                     f'val_dataloader.dataset.data_root={root}',
-                     f'test_dataloader.dataset.data_root={root}',
-                     f'model.teacher_ckpt={ckpt}'])
+    proc = run_tool(['tools/train.py', cfg, '--work-dir', work, '--cfg-options', *data,
+                     f'model.teacher_ckpt={osp.join(teacher_work, "iter_2.pth")}'], env=env)
     log = proc.stdout + proc.stderr
-    assert 'distill.loss_sem_cross' in log and 'distill.loss_chg_global' in log
+    for term in ('sem_self', 'sem_cross', 'sem_global', 'chg_self', 'chg_global'):
+        assert f'distill.loss_{term}' in log, term
     assert osp.isfile(osp.join(work, 'student_final.pth'))
+    out = run_tool(['tools/test.py', plain, osp.join(work, 'student_final.pth'), '--work-dir',
+                    str(tmp_path / 'plain_test'), '--cfg-options', *data], env=env)
+    assert 'F1' in out.stdout + out.stderr

@@ -102,7 +102,8 @@ def test_extended_grid_evaluates_only_new_cells(tiny_model, tmp_path, monkeypatc
                        '--severities', '1', '2', '--scales', '4', '--seed', '0')
     assert tool.main(argv) == 0
     assert [c.label() for c, _ in evaluated] == ['jpeg severity 2', 'resolution scale 4']
-    assert evaluated[1][1] == dict(type='DegradeImage', degradation='resolution', scale=4.0,
+    assert evaluated[1][1] == dict(type='hicd_mm.DegradeImage', degradation='resolution',
+                                   scale=4.0,
                                    target='B', keep_hq=False, seed=0)
     rows = read_csv(out / 'robustness.csv')
     assert [r['F1'] for r in rows] == ['90', '80', '51.0000', '52.0000']

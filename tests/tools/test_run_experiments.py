@@ -109,13 +109,16 @@ def test_generated_configs_load_with_the_right_terms(tmp_path):
         assert {v['feature'] for v in terms.values()} == {'semantic', 'change'}
         assert {v['loss']['type'] for v in terms.values()} == {loss_type}
     hicd, lq = load('hicd'), load('lq')
-    assert hicd.train_dataloader.dataset.degradation.keep_hq is True
-    assert lq.train_dataloader.dataset.degradation.keep_hq is False
+    hicd_train = hicd.train_dataloader.dataset.pipeline
+    lq_train = lq.train_dataloader.dataset.pipeline
+    assert hicd_train[-2].keep_hq is True and hicd_train[-1].type == 'hicd_mm.PackHQPair'
+    assert lq_train[-2].keep_hq is False and lq_train[-1].type == 'MultiImgPackSegInputs'
     for cfg in (hicd, lq):
-        test_deg = cfg.test_dataloader.dataset.degradation
+        test_deg = cfg.test_dataloader.dataset.pipeline[-2]
+        assert test_deg.type == 'hicd_mm.DegradeImage'
         assert test_deg.seed == 0 and test_deg.severity == 3 and not test_deg.keep_hq
     assert lq.model.type == 'SiamEncoderDecoder'
-    assert any(h['type'] == 'StudentCheckpointHook' for h in load('cwd').custom_hooks)
+    assert any(h['type'] == 'hicd_mm.StudentCheckpointHook' for h in load('cwd').custom_hooks)
 
 
 @pytest.mark.slow  # trains each baseline config

@@ -76,7 +76,7 @@ def test_unknown_name_lists_the_valid_ones():
 
 def test_make_test_degradation_is_fixed_and_lq_only():
     cfg = make_test_degradation('jpeg', severity=3)
-    assert cfg == dict(type='DegradeImage', degradation='jpeg', severity=3, target='B',
+    assert cfg == dict(type='hicd_mm.DegradeImage', degradation='jpeg', severity=3, target='B',
                        keep_hq=False, seed=0)
     assert make_test_degradation('resolution', scale=4, seed=7)['seed'] == 7
     assert make_test_degradation('blur', severity=2)['degradation'][0] == 'gaussian_blur'
@@ -96,35 +96,42 @@ def test_make_test_degradation_errors(kwargs, message):
 
 
 # --------------------------------------------------------------------- on-the-fly degradation
-def test_strip_removes_argument_and_pipeline_transform():
-    dataset = levir_cfg('x', degradation=dict(type='DegradeImage', degradation='haze',
-                                              severity=1, keep_hq=False, seed=0))
-    dataset['pipeline'].insert(2, dict(type='hicd_mm.DegradeImage', degradation='jpeg',
+def test_strip_removes_every_pipeline_degradation():
+    dataset = levir_cfg('x')
+    dataset['pipeline'].insert(2, dict(type='DegradeImage', degradation='haze',
+                                       severity=1, keep_hq=False, seed=0))
+    dataset['pipeline'].insert(3, dict(type='hicd_mm.DegradeImage', degradation='jpeg',
                                        severity=1, keep_hq=False, seed=0))
     cleaned, removed = strip_degradations(dataset)
-    assert 'degradation' not in cleaned
     assert [t['type'] for t in cleaned['pipeline']] == [
         'MultiImgLoadImageFromFile', 'MultiImgLoadAnnotations', 'MultiImgPackSegInputs']
     assert [t['degradation'] for t in removed] == ['haze', 'jpeg']
-    assert 'degradation' in dataset and len(dataset['pipeline']) == 4  # input untouched
+    assert len(dataset['pipeline']) == 5  # input untouched
+
+
+def _degradations(dataset_cfg):
+    return [t for t in dataset_cfg.pipeline if 'DegradeImage' in t['type']]
 
 
 def test_set_test_degradation_replaces_the_config_one():
     cfg = Config.fromfile(LQ_CFG)
-    assert cfg.test_dataloader.dataset.degradation.degradation == 'multi'
+    assert [t.degradation for t in _degradations(cfg.test_dataloader.dataset)] == ['multi']
     notes = set_test_degradation(cfg, make_test_degradation('jpeg', severity=4, seed=2))
-    assert cfg.test_dataloader.dataset.degradation.to_dict() == make_test_degradation(
-        'jpeg', severity=4, seed=2)
+    pipeline = cfg.test_dataloader.dataset.pipeline
+    assert [t.to_dict() for t in _degradations(cfg.test_dataloader.dataset)] == [
+        make_test_degradation('jpeg', severity=4, seed=2)]
+    assert pipeline[-2].type == 'hicd_mm.DegradeImage'  # right before the packing step
+    assert pipeline[-1].type.endswith('PackSegInputs')
     assert any('removed' in n and 'multi' in n for n in notes)
     assert any('jpeg severity=4 seed=2' in n for n in notes)
     # the validation loader (the same object in the config file) is left alone
-    assert cfg.val_dataloader.dataset.degradation.degradation == 'multi'
+    assert [t.degradation for t in _degradations(cfg.val_dataloader.dataset)] == ['multi']
 
 
 def test_clean_evaluation_removes_every_degradation():
     cfg = Config.fromfile(LQ_CFG)
     set_test_degradation(cfg, None)
-    assert cfg.test_dataloader.dataset.get('degradation') is None
+    assert _degradations(cfg.test_dataloader.dataset) == []
 
 
 def test_wrapped_dataset_is_refused():
@@ -166,7 +173,7 @@ def test_degraded_split_folder(split_root):
     assert dataset_cfg.data_root == osp.abspath(degraded)
     assert dataset_cfg.data_prefix.to_dict() == dict(img_path_from='A', img_path_to='B',
                                                      seg_map_path='label')
-    assert dataset_cfg.get('degradation') is None
+    assert _degradations(dataset_cfg) == []
     assert any('removed the on-the-fly degradation' in n for n in notes)
     assert any('3 images degraded offline' in n and "'jpeg'" in n for n in notes)
     dataset = build(dataset_cfg)

@@ -103,13 +103,18 @@ def median_time(fn: Callable[[], None], warmup: int, repeats: int) -> float:
     return interleaved_medians({'fn': fn}, warmup, repeats)['fn']
 
 
-def train_step_fn(model: torch.nn.Module, inputs: torch.Tensor, samples) -> Callable[[], None]:
-    """A closure running one optimisation step of ``model`` on a fixed batch."""
+def train_step_fn(model: torch.nn.Module, inputs: torch.Tensor, samples,
+                  extra_inputs: Optional[dict] = None) -> Callable[[], None]:
+    """A closure running one optimisation step of ``model`` on a fixed batch.
+
+    ``extra_inputs`` are further named model inputs (``inputs_hq`` of a distiller).
+    """
     optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     model.train()
+    extra_inputs = extra_inputs or {}
 
     def step() -> None:
-        losses = model(inputs, samples, mode='loss')
+        losses = model(inputs, samples, mode='loss', **extra_inputs)
         loss = sum(v for k, v in losses.items() if 'loss' in k)
         optim.zero_grad()
         loss.backward()

@@ -4,16 +4,23 @@ For each detector config, two models are built with the same seed: the plain det
 a :class:`~hicd_mm.models.HiCDDistiller` whose student and teacher are that detector with the
 default HiCD terms (``hicd_default.py``: semantic self/cross/global on every encoder stage,
 change self/global). One training step = forward with the losses, backward, AdamW step on a
-batch of random pairs (the distiller also gets the HQ copy: 12 channels). The two steps are
+batch of random pairs (the distiller also gets the HQ copy as ``inputs_hq``). The two steps are
 timed **interleaved** (plain, HiCD, plain, HiCD, ...) so that a change of machine load hits
 both alike, and the ratio of the medians is printed. The teacher's no-grad forward alone is
 timed too: ``(plain + teacher) / plain`` is the floor of the ratio.
+
+Open-CD's own detector configs are timed the same way with ``--opencd`` (needs Open-CD
+importable and ``OPENCD_ROOT``; the environment of ``tools/opencd/setup_opencd_env.sh``): each
+model is built in the config's default scope (``opencd``), pretrained weights are not loaded,
+and the distiller uses the feature preset given after the path (``PATH:PRESET``, default
+``siamese``).
 
 Usage::
 
     python tools/benchmark/bench_distill_overhead.py              # BIT r18, ChangeFormer MiT-b0
     python tools/benchmark/bench_distill_overhead.py --repeats 5 --configs \
         configs/fc_siam_diff/fc_siam_diff_cpu-1k_synthetic.py
+    OPENCD_ROOT=/path/to/open-cd python tools/benchmark/bench_distill_overhead.py --opencd
 """
 import argparse
 import os
@@ -23,6 +30,7 @@ from typing import Callable, Dict
 
 import torch
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO_ROOT)
@@ -31,11 +39,27 @@ sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'benchmark'))
 from bench_detectors import (interleaved_medians, make_samples,  # noqa: E402
                              quiet_torch_setup, train_step_fn)
 
-from hicd_mm.models.distillers import default_hicd_terms  # noqa: E402
+from hicd_mm.models.distillers import HiCDDistiller, default_hicd_terms  # noqa: E402
 from hicd_mm.registry import MODELS  # noqa: E402
 
 DEFAULT_CONFIGS = ['configs/_base_/models/bit_r18.py',
                    'configs/_base_/models/changeformer_mit-b0.py']
+# Open-CD's configs of the same two detectors, relative to $OPENCD_ROOT (docs/opencd.md)
+OPENCD_CONFIGS = ['configs/bit/bit_r18_256x256_40k_levircd.py:siamese',
+                  'configs/changeformer/changeformer_mit-b0_256x256_40k_levircd.py:siamese']
+
+
+def load_model_cfg(path: str, root: str):
+    """(model config, default scope, feature preset) of ``PATH[:PRESET]`` below ``root``."""
+    path, _, preset = path.partition(':')
+    cfg = Config.fromfile(osp.join(root, path))
+    model = cfg.model
+    # timing only: no download of pretrained weights
+    model.pop('pretrained', None)
+    model.get('backbone', {}).pop('init_cfg', None)
+    if 'pretrained' in model.get('backbone', {}):
+        model.backbone.pretrained = False
+    return model, cfg.get('default_scope') or 'hicd_mm', preset or 'siamese'
 
 
 def teacher_forward_fn(distiller: torch.nn.Module, hq: torch.Tensor) -> Callable[[], None]:
@@ -50,20 +74,22 @@ def teacher_forward_fn(distiller: torch.nn.Module, hq: torch.Tensor) -> Callable
 
 
 def bench_one(path: str, args: argparse.Namespace) -> Dict:
-    cfg = Config.fromfile(osp.join(REPO_ROOT, path))
-    torch.manual_seed(0)
-    plain = MODELS.build(cfg.model)
-    torch.manual_seed(0)
-    distiller = MODELS.build(dict(type='HiCDDistiller', student=cfg.model,
-                                  distill_terms=default_hicd_terms(),
-                                  allow_random_teacher=True))
+    model_cfg, scope, preset = load_model_cfg(path, args.root)
+    with DefaultScope.overwrite_default_scope(scope):
+        torch.manual_seed(0)
+        plain = MODELS.build(model_cfg)
+        torch.manual_seed(0)
+        distiller = MODELS.build(dict(type=HiCDDistiller, student=model_cfg,
+                                      feature_preset=preset,
+                                      distill_terms=default_hicd_terms(),
+                                      allow_random_teacher=True))
     g = torch.Generator().manual_seed(0)
     lq = torch.randn(args.batch, 6, args.size, args.size, generator=g)
     hq = torch.randn(args.batch, 6, args.size, args.size, generator=g)
     samples = make_samples(args.batch, args.size)
     fns = {
         'plain': train_step_fn(plain, lq, samples),
-        'hicd': train_step_fn(distiller, torch.cat([lq, hq], dim=1), samples),
+        'hicd': train_step_fn(distiller, lq, samples, dict(inputs_hq=hq)),
         'teacher': teacher_forward_fn(distiller, hq),
     }
     result = interleaved_medians(fns, args.warmup, args.repeats)
@@ -74,13 +100,24 @@ def bench_one(path: str, args: argparse.Namespace) -> Dict:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--configs', nargs='+', default=DEFAULT_CONFIGS)
+    parser.add_argument('--configs', nargs='+', help='PATH[:PRESET] (default: BIT r18 and '
+                        'ChangeFormer MiT-b0, ours or with --opencd Open-CD\'s)')
+    parser.add_argument('--opencd', action='store_true',
+                        help='paths are relative to $OPENCD_ROOT (Open-CD configs)')
     parser.add_argument('--size', type=int, default=256)
     parser.add_argument('--batch', type=int, default=8)
     parser.add_argument('--repeats', type=int, default=3, help='timed rounds')
     parser.add_argument('--warmup', type=int, default=1, help='untimed rounds')
     parser.add_argument('--threads', type=int, default=2, help='torch threads')
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.opencd:
+        import opencd  # noqa: F401  (registers Open-CD's components)
+        args.root = os.environ.get('OPENCD_ROOT') or parser.error('--opencd needs OPENCD_ROOT')
+        args.configs = args.configs or OPENCD_CONFIGS
+    else:
+        args.root = REPO_ROOT
+        args.configs = args.configs or DEFAULT_CONFIGS
+    return args
 
 
 def main() -> None:

@@ -4,8 +4,9 @@ Two ways to evaluate a checkpoint on a degraded test split, both acting on
 ``cfg.test_dataloader.dataset`` only:
 
 * on the fly (``--degradation NAME``): image B is degraded by a ``DegradeImage`` transform
-  with ``keep_hq=False`` and a fixed seed, so the degraded split is reproducible; any
-  degradation the config already had is replaced (:func:`set_test_degradation`);
+  with ``keep_hq=False`` and a fixed seed, inserted right before the packing step of the test
+  pipeline, so the degraded split is reproducible; any degradation the config already had is
+  replaced (:func:`set_test_degradation`);
 * offline (``--degraded-dir DIR``): the split was written once by
   ``tools/degrade_dataset.py`` and the dataset is pointed at it, without any on-the-fly
   degradation (:func:`set_degraded_dir`).
@@ -109,7 +110,7 @@ def make_test_degradation(name: str, severity: Optional[int] = None,
         if name in DEGRADATION_GROUPS:
             raise type(err)(f'degradation group {name!r}: {err}') from None
         raise
-    return dict(type=DEGRADE_TRANSFORM, degradation=degradation, **options, target='B',
+    return dict(type=f'hicd_mm.{DEGRADE_TRANSFORM}', degradation=degradation, **options, target='B',
                 keep_hq=False, seed=seed)
 
 
@@ -140,6 +141,27 @@ def _is_degrade_transform(transform: Any) -> bool:
     return str(transform.get('type', '')).split('.')[-1] == DEGRADE_TRANSFORM
 
 
+def insert_before_packing(pipeline: Sequence, transform: dict) -> list:
+    """A copy of ``pipeline`` with ``transform`` inserted right before its packing step.
+
+    Args:
+        pipeline (Sequence): Transform configs; the last one is the packing step (its type
+            ends with ``PackSegInputs``).
+        transform (dict): The transform config to insert.
+
+    Returns:
+        list: The new pipeline.
+    """
+    pipeline = list(pipeline)
+    types = [str(t.get('type', '')) if isinstance(t, dict) else type(t).__name__
+             for t in pipeline]
+    if not types or not types[-1].endswith('PackSegInputs'):
+        raise ValueError(f'cannot insert the degradation {transform.get("type")!r}: the last '
+                         f'step of the test pipeline must be the packing step, got {types}')
+    pipeline.insert(len(pipeline) - 1, transform)
+    return pipeline
+
+
 def _check_plain_dataset(dataset_cfg: dict, option: str) -> None:
     if 'dataset' in dataset_cfg or 'datasets' in dataset_cfg:
         raise ValueError(
@@ -151,8 +173,7 @@ def _check_plain_dataset(dataset_cfg: dict, option: str) -> None:
 def strip_degradations(dataset_cfg: dict) -> Tuple[dict, List[dict]]:
     """Remove every on-the-fly degradation from a dataset config.
 
-    Both places are cleared: the ``degradation=`` argument of ``BaseCDDataset`` and any
-    ``DegradeImage`` transform in the dataset's ``pipeline``.
+    Every ``DegradeImage`` step of the dataset's ``pipeline`` is dropped.
 
     Args:
         dataset_cfg (dict): A dataset config (not modified).
@@ -162,9 +183,6 @@ def strip_degradations(dataset_cfg: dict) -> Tuple[dict, List[dict]]:
     """
     cfg = copy.deepcopy(dict(dataset_cfg))
     removed = []
-    if cfg.get('degradation') is not None:
-        removed.append(cfg['degradation'])
-    cfg.pop('degradation', None)
     pipeline = cfg.get('pipeline')
     if pipeline:
         removed += [t for t in pipeline if _is_degrade_transform(t)]
@@ -189,7 +207,7 @@ def with_test_degradation(dataset_cfg: dict, degradation: Optional[dict]
     notes = [f'test dataset: removed the degradation of the config '
              f'({describe_degradation(t)})' for t in removed]
     if degradation is not None:
-        cfg['degradation'] = copy.deepcopy(degradation)
+        cfg['pipeline'] = insert_before_packing(cfg['pipeline'], copy.deepcopy(degradation))
         notes.append(f'test dataset: image B degraded on the fly with '
                      f'{describe_degradation(degradation)} (keep_hq=False)')
     return cfg, notes
@@ -234,7 +252,6 @@ def _relative_layout(dataset_cfg: dict, default_scope: Optional[str]) -> Tuple[d
     """
     from hicd_mm.registry import DATASETS
     probe = dict(copy.deepcopy(dataset_cfg), data_root='', pipeline=[], lazy_init=True)
-    probe.pop('degradation', None)
     with DefaultScope.overwrite_default_scope(default_scope):
         dataset = DATASETS.build(probe)
     prefix = {k: v for k, v in dataset.data_prefix.items() if k in PREFIX_KEYS and v}

@@ -1,8 +1,8 @@
 # Single degradation: haze (atmospheric scattering model). Training: severity 1-5 drawn per
 # iteration; test: severity 3 (mean transmission 0.55). Usage: see resolution_x4.py.
 train_degradation = dict(
-    type='DegradeImage', degradation='haze', severity=[1, 2, 3, 4, 5], keep_hq=True)
+    type='hicd_mm.DegradeImage', degradation='haze', severity=[1, 2, 3, 4, 5], keep_hq=True)
 test_degradation = dict(
-    type='DegradeImage', degradation='haze', severity=3, keep_hq=False, seed=0)
+    type='hicd_mm.DegradeImage', degradation='haze', severity=3, keep_hq=False, seed=0)
 # LQ baseline (no teacher): the same training degradation without the HQ copy.
 lq_train_degradation = dict(train_degradation, keep_hq=False)

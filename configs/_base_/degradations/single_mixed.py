@@ -6,8 +6,9 @@ degradation_names = [
     'jpeg', 'haze', 'low_light', 'contrast_brightness'
 ]
 train_degradation = dict(
-    type='DegradeImage', degradation=degradation_names, severity=[1, 2, 3, 4, 5], keep_hq=True)
+    type='hicd_mm.DegradeImage', degradation=degradation_names, severity=[1, 2, 3, 4, 5],
+    keep_hq=True)
 test_degradation = dict(
-    type='DegradeImage', degradation=degradation_names, severity=3, keep_hq=False, seed=0)
+    type='hicd_mm.DegradeImage', degradation=degradation_names, severity=3, keep_hq=False, seed=0)
 # LQ baseline (no teacher): the same training degradation without the HQ copy.
 lq_train_degradation = dict(train_degradation, keep_hq=False)

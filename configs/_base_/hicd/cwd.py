@@ -15,4 +15,4 @@ hicd_terms = dict(
                                     loss_weight=1.0)),
 )
 # student-only checkpoints (plain detector keys) next to the distiller checkpoints
-custom_hooks = [dict(type='StudentCheckpointHook', interval=-1)]
+custom_hooks = [dict(type='hicd_mm.StudentCheckpointHook', interval=-1)]

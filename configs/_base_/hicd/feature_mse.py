@@ -9,4 +9,4 @@ hicd_terms = dict(
     chg_feat_mse=dict(feature='change', loss=dict(type='FeatureMSELoss', loss_weight=1.0)),
 )
 # student-only checkpoints (plain detector keys) next to the distiller checkpoints
-custom_hooks = [dict(type='StudentCheckpointHook', interval=-1)]
+custom_hooks = [dict(type='hicd_mm.StudentCheckpointHook', interval=-1)]

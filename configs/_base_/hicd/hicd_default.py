@@ -23,4 +23,4 @@ hicd_terms = dict(
         loss=dict(type='GlobalCorrelationLoss', loss_weight=1.0, pool_size=corr_pool_size)),
 )
 # student-only checkpoints (plain detector keys) next to the distiller checkpoints
-custom_hooks = [dict(type='StudentCheckpointHook', interval=-1)]
+custom_hooks = [dict(type='hicd_mm.StudentCheckpointHook', interval=-1)]

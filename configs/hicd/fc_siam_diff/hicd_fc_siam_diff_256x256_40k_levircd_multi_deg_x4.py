@@ -11,6 +11,10 @@ model = dict(
     student={{_base_.model}},
     teacher_ckpt='work_dirs/fc_siam_diff_256x256_40k_levircd',
     distill_terms={{_base_.hicd_terms}})
-train_dataloader = dict(dataset=dict(degradation={{_base_.train_degradation}}))
-val_dataloader = dict(dataset=dict(degradation={{_base_.test_degradation}}))
+train_dataloader = dict(dataset=dict(pipeline=[
+    *_base_.train_dataloader.dataset.pipeline[:-1], _base_.train_degradation,
+    dict(type='hicd_mm.PackHQPair', packer=_base_.train_dataloader.dataset.pipeline[-1])]))
+val_dataloader = dict(dataset=dict(pipeline=[
+    *_base_.val_dataloader.dataset.pipeline[:-1], _base_.test_degradation,
+    _base_.val_dataloader.dataset.pipeline[-1]]))
 test_dataloader = val_dataloader

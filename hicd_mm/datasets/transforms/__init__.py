@@ -4,9 +4,11 @@ from .geometric import (MultiImgRandomCrop, MultiImgRandomFlip, MultiImgRandomRo
                         MultiImgRandomRotate, MultiImgResize)
 from .loading import MultiImgLoadAnnotations, MultiImgLoadImageFromFile
 from .photometric import MultiImgPhotoMetricDistortion
+from .hq_packing import PackHQPair
 
 __all__ = [
     'MultiImgLoadImageFromFile', 'MultiImgLoadAnnotations', 'MultiImgRandomFlip',
     'MultiImgRandomRot90', 'MultiImgRandomRotate', 'MultiImgRandomCrop', 'MultiImgResize',
-    'MultiImgPhotoMetricDistortion', 'MultiImgPackSegInputs', 'DegradeImage'
+    'MultiImgPhotoMetricDistortion', 'MultiImgPackSegInputs', 'DegradeImage',
+    'PackHQPair'
 ]

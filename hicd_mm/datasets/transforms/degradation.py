@@ -15,9 +15,10 @@ class DegradeImage(BaseTransform):
     """Degrade one temporal image (B by default) of ``results['img']``.
 
     With ``keep_hq=True`` (training HiCD) the untouched pair is first stored as
-    ``results['img_hq'] = [A, B]``; :class:`MultiImgPackSegInputs` then packs
-    ``[A_lq, B_lq, A_hq, B_hq]`` so the data preprocessor normalises and pads both pairs the
-    same way, and the distiller gives the LQ pair to the student and the HQ pair to the teacher.
+    ``results['img_hq'] = [A, B]``; :class:`PackHQPair` (the packing step right after this
+    transform) packs it as ``inputs_hq``, the student's data
+    preprocessor normalises and pads it like the LQ pair, and the distiller gives the LQ pair to
+    the student and the HQ pair to the teacher.
     With ``keep_hq=False`` (val/test, no teacher) only the degraded pair is kept.
 
     Place it AFTER the geometric and photometric augmentations of a training pipeline (crop,

@@ -1,4 +1,4 @@
-"""Packing a pair (and, for distillation, its high-quality twin) into model inputs."""
+"""Packing a pair into model inputs."""
 from typing import Sequence
 
 import numpy as np
@@ -21,11 +21,8 @@ def images_to_tensor(imgs: Sequence[np.ndarray]) -> torch.Tensor:
 class MultiImgPackSegInputs(BaseTransform):
     """Pack the pair into ``inputs`` (C_t1 + C_t2 channels, t1 first) and a SegDataSample.
 
-    When the pipeline kept a high-quality copy of the pair (``results['img_hq']``, written by
-    the degradation transforms with ``keep_hq=True``), it is appended after the low-quality
-    pair, giving ``[A_lq, B_lq, A_hq, B_hq]`` (12 channels for RGB). The data preprocessor then
-    normalises and pads both pairs identically, and :class:`HiCDDistiller` gives the first half
-    to the student and the second half to the teacher. ``metainfo['num_pairs']`` records 1 or 2.
+    Like Open-CD's packer, only the pair in ``results['img']`` is packed. The high-quality copy
+    of a HiCD training pair is packed separately, by the same packer, by :class:`PackHQPair`.
 
     Args:
         meta_keys (Sequence[str]): Keys copied into the data sample's metainfo when present.
@@ -40,17 +37,12 @@ class MultiImgPackSegInputs(BaseTransform):
         imgs = list(results['img'])
         if len(imgs) != 2:
             raise ValueError(f'expected a pair of images in results["img"], got {len(imgs)}')
-        num_pairs = 1
-        if 'img_hq' in results:
-            imgs += list(results['img_hq'])
-            num_pairs = 2
         packed = dict(inputs=images_to_tensor(imgs))
         sample = SegDataSample()
         if 'gt_seg_map' in results:
             label = torch.from_numpy(results['gt_seg_map'][None].astype(np.int64))
             sample.gt_sem_seg = PixelData(data=label)
         metainfo = {k: results[k] for k in self.meta_keys if k in results}
-        metainfo['num_pairs'] = num_pairs
         sample.set_metainfo(metainfo)
         packed['data_samples'] = sample
         return packed

@@ -58,15 +58,10 @@ class SiamEncoderDecoder(EncoderDecoder):
     def split_pair(self, inputs: Tensor) -> List[Tensor]:
         """Split (N, 2*C, H, W) inputs into the t1 and t2 images, checking the channel count."""
         if inputs.dim() != 4 or inputs.shape[1] != 2 * self.backbone_inchannels:
-            hint = ''
-            if inputs.dim() == 4 and inputs.shape[1] == 4 * self.backbone_inchannels:
-                hint = (' (a low-quality pair followed by its high-quality copy: such batches '
-                        'are meant for HiCDDistiller; use keep_hq=False in the degradation '
-                        'transform for a plain detector)')
             raise ValueError(
                 f'{type(self).__name__} expects a bi-temporal pair of shape (N, '
                 f'{2 * self.backbone_inchannels}, H, W) = t1 and t2 stacked on channels, got '
-                f'{tuple(inputs.shape)}{hint}')
+                f'{tuple(inputs.shape)}')
         return list(torch.split(inputs, self.backbone_inchannels, dim=1))
 
     def extract_feat(self, inputs: Tensor) -> List[Tensor]:

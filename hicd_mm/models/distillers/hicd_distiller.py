@@ -1,7 +1,7 @@
 """HiCD distiller: a frozen high-quality teacher guides a low-quality student."""
 import copy
 import inspect
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.config import ConfigDict
@@ -9,9 +9,12 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from torch import Tensor, nn
 
-from hicd_mm.registry import MODELS
+from hicd_mm.registry import MODELS, build_in_hicd_scope
 from hicd_mm.utils.checkpoint import load_teacher_weights
+from ..data_preprocessor import HQPairDataPreprocessor
 from ..losses.correlation import shared_feature_preparation
+from .feature_points import (SemanticRecorder, as_stage_tuple, count_module_calls,
+                             resolve_feature_points)
 from .recorder import ModuleRecorder
 
 FEATURE_KINDS = ('semantic', 'semantic_pair', 'change')
@@ -51,19 +54,18 @@ def default_hicd_terms(sem_self: float = 1.0, sem_cross: float = 1.0, sem_global
         chg_global=term('change', 'GlobalCorrelationLoss', chg_global))
 
 
-def as_stage_tuple(output) -> Tuple[Tensor, ...]:
-    """A backbone's output as a tuple of stage maps."""
-    return tuple(output) if isinstance(output, (list, tuple)) else (output, )
 
 
 @MODELS.register_module()
 class HiCDDistiller(BaseModel):
     """Hierarchical correlation distillation for change detection in quality-varied pairs.
 
-    Training batches hold a low-quality (LQ) pair followed by its high-quality (HQ) twin
-    (``inputs`` of 4*C channels, see :class:`MultiImgPackSegInputs`). The frozen teacher runs
-    on the HQ pair, the student on the LQ pair with the same geometry, and the student minimises
-    its task loss plus correlation losses between its features and the teacher's:
+    Training batches hold the low-quality (LQ) pair as ``inputs`` and its high-quality (HQ) twin
+    as ``inputs_hq`` (packed by :class:`PackHQPair`, preprocessed like ``inputs`` by
+    :class:`HQPairDataPreprocessor` around the student's own data preprocessor). The frozen
+    teacher runs on the HQ pair, the student on the LQ pair with the same geometry, and the
+    student minimises its task loss plus correlation losses between its features and the
+    teacher's:
 
     * ``semantic``: per encoder stage and per date (t1, t2) -- one loss call each, averaged;
     * ``semantic_pair``: per encoder stage, on the (t1, t2) pair -- cross-correlation;
@@ -84,16 +86,25 @@ class HiCDDistiller(BaseModel):
         distill_terms (dict, optional): ``name -> dict(feature=KIND, loss=LOSS_CFG)``;
             default: :func:`default_hicd_terms`. A term set to ``None`` or with
             ``loss_weight=0`` is not built (ablations).
-        semantic_feature (dict): Module paths whose outputs are the per-date encoder features
-            (``student``/``teacher`` paths, called once per date) and the selected ``stages``
-            (``None``: all stages).
-        change_feature (dict): Module paths whose *input* is the change feature.
+        feature_preset (str | dict): Feature points of a detector family (a key of
+            :data:`~hicd_mm.models.distillers.feature_points.FEATURE_PRESETS`: ``siamese``,
+            ``changer``, ``snunet_ecam``, ``tinycd``), or ``dict(student=..., teacher=...)``.
+        semantic_feature (dict, optional): Overrides of the preset: ``student``/``teacher``
+            module path(s) whose outputs are the encoder features, ``split``
+            (``'per_call'``: one call per date; ``'channel_halves'``: one call, stage maps
+            ``[t1 | t2]``; or ``dict(student=..., teacher=...)``) and the selected ``stages``
+            (``None``: all; a list, or ``dict(student=[...], teacher=[...])`` for architectures
+            with different depths).
+        change_feature (dict, optional): Overrides of the preset: ``student``/``teacher``
+            module paths whose *input* is the change feature.
         init_student_from_teacher (bool): Copy the teacher's weights into the student at
             initialisation (architectures must match).
         allow_random_teacher (bool): Allow ``teacher_ckpt=None`` (tests and benchmarks only).
         probe_size (tuple[int, int]): Input size of the dry run that checks the feature paths
             and finds the channel counts given to losses that need them.
-        data_preprocessor (dict, optional): Default: the student's data preprocessor.
+        data_preprocessor (dict, optional): Default: the student's data preprocessor. It is
+            wrapped in :class:`HQPairDataPreprocessor` so that ``inputs_hq`` gets the same
+            treatment as ``inputs``.
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -102,10 +113,9 @@ class HiCDDistiller(BaseModel):
                  teacher: Optional[dict] = None,
                  teacher_ckpt: Optional[str] = None,
                  distill_terms: Optional[dict] = None,
-                 semantic_feature: dict = dict(student='backbone', teacher='backbone',
-                                               stages=None),
-                 change_feature: dict = dict(student='decode_head.conv_seg',
-                                             teacher='decode_head.conv_seg'),
+                 feature_preset: Union[str, dict] = 'siamese',
+                 semantic_feature: Optional[dict] = None,
+                 change_feature: Optional[dict] = None,
                  init_student_from_teacher: bool = False,
                  allow_random_teacher: bool = False,
                  allow_distiller_teacher: bool = False,
@@ -116,6 +126,12 @@ class HiCDDistiller(BaseModel):
         teacher = ConfigDict(copy.deepcopy(teacher if teacher is not None else student))
         if data_preprocessor is None:
             data_preprocessor = student.get('data_preprocessor')
+        if not isinstance(data_preprocessor, HQPairDataPreprocessor) and not (
+                isinstance(data_preprocessor, dict)
+                and data_preprocessor.get('type') in ('HQPairDataPreprocessor',
+                                                      'hicd_mm.HQPairDataPreprocessor')):
+            data_preprocessor = dict(type=HQPairDataPreprocessor,
+                                     preprocessor=data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.student = MODELS.build(student)
         teacher_model = MODELS.build(teacher)
@@ -130,12 +146,22 @@ class HiCDDistiller(BaseModel):
         object.__setattr__(self, '_teacher', teacher_model)
         self.teacher_ckpt = teacher_ckpt
         self.init_student_from_teacher = init_student_from_teacher
-        self.stages = semantic_feature.get('stages')
-        self._recorders = dict(
-            student_sem=ModuleRecorder(self.student, semantic_feature['student'], 'output'),
-            teacher_sem=ModuleRecorder(teacher_model, semantic_feature['teacher'], 'output'),
-            student_chg=ModuleRecorder(self.student, change_feature['student'], 'input'),
-            teacher_chg=ModuleRecorder(teacher_model, change_feature['teacher'], 'input'))
+        semantic_feature = dict(semantic_feature or {})
+        change_feature = dict(change_feature or {})
+        presets = feature_preset if isinstance(feature_preset, dict) else dict(
+            student=feature_preset, teacher=feature_preset)
+        stages = semantic_feature.get('stages')
+        self.stages = stages if isinstance(stages, dict) else dict(student=stages,
+                                                                   teacher=stages)
+        self._recorders = {}
+        for role, model in (('student', self.student), ('teacher', teacher_model)):
+            split = semantic_feature.get('split')
+            points = resolve_feature_points(
+                presets[role], semantic_feature.get(role),
+                split.get(role) if isinstance(split, dict) else split, change_feature.get(role))
+            self._recorders[f'{role}_sem'] = SemanticRecorder(model, points['semantic'],
+                                                              points['split'], role)
+            self._recorders[f'{role}_chg'] = ModuleRecorder(model, points['change'], 'input')
         terms = default_hicd_terms() if distill_terms is None else distill_terms
         self.term_features: Dict[str, str] = {}
         self.distill_losses = nn.ModuleDict()
@@ -175,7 +201,8 @@ class HiCDDistiller(BaseModel):
                     cfg.setdefault('student_channels', s_channels)
                 if 'teacher_channels' in params:
                     cfg.setdefault('teacher_channels', t_channels)
-                modules.append(MODELS.build(cfg))
+                # hicd_mm's loss types, whatever the config's default scope (e.g. opencd)
+                modules.append(build_in_hicd_scope(MODELS, cfg))
             self.distill_losses[name] = modules
             self.term_features[name] = kind
 
@@ -184,33 +211,40 @@ class HiCDDistiller(BaseModel):
         """Dry-run both models to check the recorded paths and find channel counts."""
         was_training = self.student.training
         self.student.eval()
-        x = torch.zeros(1, 2 * self.student.backbone_inchannels, *probe_size)
         feats = {}
         for role, model in (('student', self.student), ('teacher', self.teacher)):
+            x = torch.zeros(1, 2 * getattr(model, 'backbone_inchannels', 3), *probe_size)
             sem, chg = self._recorders[f'{role}_sem'], self._recorders[f'{role}_chg']
-            with sem, chg:
-                model.decode_head(model.extract_feat(x))
-            feats[role] = (self._semantic(sem)[0], chg.get(0))
+            counts, handles = count_module_calls(model)
+            try:
+                with sem, chg:
+                    model.decode_head(model.extract_feat(x))
+            finally:
+                for handle in handles:
+                    handle.remove()
+            sem.check_calls(counts)
+            feats[role] = (self._semantic(role)[0], chg.get(0))
         self.student.train(was_training)
         s_sem, t_sem = feats['student'][0], feats['teacher'][0]
         if len(s_sem) != len(t_sem):
             raise ValueError(f'student has {len(s_sem)} selected semantic stages, teacher '
-                             f'{len(t_sem)}; set semantic_feature.stages')
+                             f'{len(t_sem)}; set semantic_feature.stages, e.g. '
+                             'dict(student=[-1], teacher=[-1]) for the last stage of each')
         semantic = [(s.shape[1], t.shape[1]) for s, t in zip(s_sem, t_sem)]
         change = [(feats['student'][1].shape[1], feats['teacher'][1].shape[1])]
         return dict(semantic=semantic, change=change)
 
-    def _semantic(self, recorder: ModuleRecorder) -> List[Tuple[Tensor, ...]]:
-        """Selected stage maps of t1 and t2 from a backbone recorder."""
+    def _semantic(self, role: str) -> List[Tuple[Tensor, ...]]:
+        """Selected stage maps of t1 and t2 of ``role`` (``'student'`` or ``'teacher'``)."""
+        selected = self.stages[role]
         out = []
-        for call in (0, 1):
-            stages = as_stage_tuple(recorder.get(call))
-            if self.stages is not None:
+        for stages in self._recorders[f'{role}_sem'].per_date():
+            if selected is not None:
                 try:
-                    stages = tuple(stages[i] for i in self.stages)
+                    stages = tuple(stages[i] for i in selected)
                 except IndexError as err:
-                    raise IndexError(f'semantic_feature.stages={self.stages} but the backbone '
-                                     f'outputs {len(as_stage_tuple(recorder.get(call)))} '
+                    raise IndexError(f'semantic_feature.stages={selected} ({role}) but its '
+                                     f'semantic feature points give {len(stages)} '
                                      'stage(s)') from err
             out.append(stages)
         return out
@@ -234,45 +268,65 @@ class HiCDDistiller(BaseModel):
         self.teacher._apply(fn, *args, **kwargs)
         return self
 
-    def forward(self, inputs: Tensor, data_samples=None, mode: str = 'tensor'):
-        """mmengine entry point: ``'loss'`` (distillation), ``'predict'``, ``'tensor'``."""
+    def forward(self, inputs: Tensor, data_samples=None, mode: str = 'tensor',
+                inputs_hq: Optional[Tensor] = None):
+        """mmengine entry point: ``'loss'`` (distillation), ``'predict'``, ``'tensor'``.
+
+        Args:
+            inputs (Tensor): The LQ pair (N, 2C, H, W), preprocessed.
+            data_samples (list, optional): The samples of the batch.
+            mode (str): ``'loss'``, ``'predict'`` or ``'tensor'``.
+            inputs_hq (Tensor, optional): The HQ pair, preprocessed like ``inputs``; needed
+                for ``'loss'``, unused otherwise (only the student predicts).
+        """
         if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        student_inputs = self._split_lq_hq(inputs, need_hq=False)[0]
+            return self.loss(inputs, data_samples, inputs_hq)
         if mode == 'predict':
-            return self.student.predict(student_inputs, data_samples)
+            return self.student.predict(inputs, data_samples)
         if mode == 'tensor':
-            return self.student._forward(student_inputs, data_samples)
+            return self.student._forward(inputs, data_samples)
         raise RuntimeError(f'invalid mode {mode!r}; only loss, predict and tensor are supported')
 
-    def _split_lq_hq(self, inputs: Tensor, need_hq: bool) -> Tuple[Tensor, Optional[Tensor]]:
-        pair = 2 * self.student.backbone_inchannels
-        if inputs.shape[1] == 2 * pair:
-            return inputs[:, :pair], inputs[:, pair:]
-        if inputs.shape[1] == pair and not need_hq:
-            return inputs, None
-        raise ValueError(
-            f'HiCDDistiller got inputs with {inputs.shape[1]} channels; training needs the LQ '
-            f'pair followed by its HQ copy ({2 * pair} channels): add a degradation transform '
-            'with keep_hq=True to the train pipeline before MultiImgPackSegInputs')
+    @staticmethod
+    def _check_hq(inputs: Tensor, inputs_hq: Optional[Tensor]) -> None:
+        if inputs_hq is None:
+            raise ValueError(
+                'HiCDDistiller.loss got no inputs_hq (the high-quality copy of each pair that '
+                'the teacher needs). The train pipeline must end with '
+                "dict(type='hicd_mm.DegradeImage', ..., keep_hq=True) right before the packing "
+                "step and the packing step wrapped as dict(type='hicd_mm.PackHQPair', "
+                'packer=<the host packing step>), which packs the HQ pair as inputs_hq (plain '
+                'packers drop it). See docs/opencd.md.')
+        if inputs_hq.shape != inputs.shape:
+            raise ValueError(f'HiCDDistiller: inputs_hq has shape {tuple(inputs_hq.shape)} but '
+                             f'inputs {tuple(inputs.shape)}; both must be the same pairs')
 
     # ------------------------------------------------------------------ loss
-    def loss(self, inputs: Tensor, data_samples) -> Dict[str, Tensor]:
-        """Student task losses plus ``distill.loss_<term>`` for every active term."""
-        lq, hq = self._split_lq_hq(inputs, need_hq=True)
+    def loss(self, inputs: Tensor, data_samples,
+             inputs_hq: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """Student task losses plus ``distill.loss_<term>`` for every active term.
+
+        Args:
+            inputs (Tensor): The LQ pair (N, 2C, H, W), for the student.
+            data_samples (list): The samples (labels) of the batch.
+            inputs_hq (Tensor): The HQ pair, same shape, for the teacher.
+
+        Returns:
+            dict: Loss name -> tensor.
+        """
+        self._check_hq(inputs, inputs_hq)
         rec = self._recorders
         needs_change = 'change' in self.term_features.values()
         if self.term_features:
             with torch.no_grad(), rec['teacher_sem'], rec['teacher_chg']:
-                feats = self.teacher.extract_feat(hq)
+                feats = self.teacher.extract_feat(inputs_hq)
                 if needs_change:
                     self.teacher.decode_head(feats)
         with rec['student_sem'], rec['student_chg']:
-            losses = self.student.loss(lq, data_samples)
+            losses = self.student.loss(inputs, data_samples)
         if not self.term_features:
             return losses
-        student_sem, teacher_sem = self._semantic(rec['student_sem']), self._semantic(
-            rec['teacher_sem'])
+        student_sem, teacher_sem = self._semantic('student'), self._semantic('teacher')
         student_chg = rec['student_chg'].get(0) if needs_change else None
         teacher_chg = rec['teacher_chg'].get(0) if needs_change else None
         with shared_feature_preparation():
