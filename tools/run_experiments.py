@@ -49,10 +49,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--dataset-tag', default='',
                         help='appended to the dataset name in the CSV and work dir (e.g. for '
                         'a dataset generated otherwise at --data-root)')
-    parser.add_argument('--change-rate', type=float,
-                        help='synthetic dataset only: target fraction of changed pixels, '
-                        'passed to tools/make_synthetic_cd.py --change-rate; the data goes to '
-                        'data/synthetic_cd_cr<R> and the dataset is tagged cr<R>')
+    parser.add_argument('--change-fraction', type=float,
+                        help='synthetic dataset only: target mean fraction of changed pixels, '
+                        'passed to tools/make_synthetic_cd.py --change-fraction; the data goes '
+                        'to data/synthetic_cd_cf<F> and the dataset is tagged cf<F>')
     parser.add_argument('--generator-args', default='',
                         help='further tools/make_synthetic_cd.py arguments, one quoted string')
     parser.add_argument('--settings', nargs='+', default=list(pl.SETTINGS),
@@ -105,11 +105,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     for name in ('val_interval', 'jobs', 'threads'):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f'--{name.replace("_", "-")} must be >= 1')
-    if args.change_rate is not None:
+    if args.change_fraction is not None:
         if args.dataset != ['synthetic']:
-            parser.error('--change-rate applies to --dataset synthetic only')
-        if not 0 < args.change_rate < 1:
-            parser.error(f'--change-rate must lie in (0, 1), got {args.change_rate}')
+            parser.error('--change-fraction applies to --dataset synthetic only')
+        if not 0 < args.change_fraction < 1:
+            parser.error(f'--change-fraction must lie in (0, 1), got {args.change_fraction}')
     if args.generator_args and args.dataset != ['synthetic']:
         parser.error('--generator-args applies to --dataset synthetic only')
     try:
@@ -124,17 +124,18 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def generator_args(args: argparse.Namespace) -> List[str]:
     """The extra ``tools/make_synthetic_cd.py`` arguments of the synthetic dataset."""
     extra = shlex.split(args.generator_args)
-    if args.change_rate is not None:
-        extra = ['--change-rate', f'{args.change_rate:g}'] + extra
+    if args.change_fraction is not None:
+        extra = ['--change-fraction', f'{args.change_fraction:g}'] + extra
     return extra
 
 
 def make_spec(args: argparse.Namespace, detector: str, dataset: str) -> pl.ExperimentSpec:
     """The :class:`ExperimentSpec` of one detector and dataset."""
     data_root, tag = args.data_root, args.dataset_tag
-    if args.change_rate is not None:
-        tag = tag or f'cr{args.change_rate:g}'
-        data_root = data_root or osp.join(REPO, 'data', f'synthetic_cd_cr{args.change_rate:g}')
+    if args.change_fraction is not None:
+        tag = tag or f'cf{args.change_fraction:g}'
+        data_root = data_root or osp.join(REPO, 'data',
+                                          f'synthetic_cd_cf{args.change_fraction:g}')
     return pl.ExperimentSpec(
         detector=detector, dataset=dataset, work_dir=args.work_dir, settings=args.settings,
         methods=args.methods, seeds=args.seeds, variants=args.variant_specs, split=args.split,

@@ -141,7 +141,7 @@ def test_generated_configs_load_with_the_right_terms(tmp_path):
         return Config.fromfile(osp.join(config_dir, f'{name}.py'))
 
     assert weights(load('hicd_blur')) == {t: 1.0 for t in HICD_TERMS}
-    assert not load('hicd_blur').model.init_student_from_teacher
+    assert not load('hicd_blur').model.get('init_student_from_teacher', False)
     for name in ('hicd_no_cross_blur', 'hicd_no_cross_blur__ft'):
         assert weights(load(name)) == {t: 0.0 if t == 'sem_cross' else 1.0 for t in HICD_TERMS}
     assert weights(load('hicd_no_chg_self_blur')) == {t: 0.0 if t == 'chg_self' else 1.0
@@ -343,8 +343,8 @@ def test_missing_dataset_and_bad_arguments(tmp_path):
                    '--work-dir', str(tmp_path / 'exp'), expect=2)
     assert 'SKIPPED fc_siam_diff/levircd' in out and 'folder not found' in out
     assert not osp.exists(tmp_path / 'exp')
-    out = run_tool('--dataset', 'levircd', '--change-rate', '0.02', expect=2)
-    assert '--change-rate applies to --dataset synthetic only' in out
+    out = run_tool('--dataset', 'levircd', '--change-fraction', '0.02', expect=2)
+    assert '--change-fraction applies to --dataset synthetic only' in out
     out = run_tool('--variant', 'x=nope.py', expect=2)
     assert 'nope.py' in out
 
