@@ -3,36 +3,40 @@
 1. generate the synthetic bi-temporal dataset (``data/synthetic_cd``) if it is missing;
 2. train the teacher on high-quality (HQ) pairs;
 3. train the low-quality (LQ) baseline on pairs whose B is multi-degraded (x4);
-4. train the HiCD student on the LQ pairs, distilled from the frozen teacher;
-5. evaluate on the fixed degraded test set (seed 0) and print a table (+ a bar plot).
+4. with ``--from-teacher``: train ``ft_lq``, the teacher fine-tuned on the LQ pairs without
+   distillation (the fair control of a student that starts from the teacher);
+5. train the HiCD student on the LQ pairs, distilled from the frozen teacher (from scratch, or
+   from the teacher's weights with ``--from-teacher``);
+6. every training validates on the val split; each model is tested once, at its best-on-val
+   checkpoint, on the fixed degraded test set (seed 0); print a table with AP (+ a bar plot).
 
-Example::
+The runs are those of ``tools/run_experiments.py`` (same configs, options and CSV), restricted
+to one seed and setting. Example::
 
     python tools/demo.py                      # the README's main-job command
     python tools/demo.py --iters 200 --fresh  # shorter run, retrain everything
 
-Finished steps are skipped when their outputs exist (use ``--fresh`` to redo them).
+Finished runs are skipped when they are in the demo's ``results.csv`` (``--fresh`` moves the
+old work dir aside and starts again).
 """
 import argparse
 import os
 import os.path as osp
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from hicd_mm.utils import experiments as ex  # noqa: E402
+from tools.analysis import report  # noqa: E402
+from tools.experiments import launch, plan as pl  # noqa: E402
 
 DETECTOR = 'fc_siam_diff'
-BASE = 'fc_siam_diff_cpu-1k_synthetic'
 SETTING = 'multi_deg_x4'
-TEACHER_CFG = f'configs/{DETECTOR}/{BASE}.py'
-LQ_CFG = f'configs/hicd/{DETECTOR}/lq_{BASE}_{SETTING}.py'
-HICD_CFG = f'configs/hicd/{DETECTOR}/hicd_{BASE}_{SETTING}.py'
-METRICS = ('Precision', 'Recall', 'F1', 'IoU')
+FROM_TEACHER_MIXIN = 'configs/_base_/hicd/from_teacher.py'
+COLUMNS = ('Precision', 'Recall', 'F1', 'IoU', 'AP')
 
 
 def parse_args() -> argparse.Namespace:
@@ -45,115 +49,107 @@ def parse_args() -> argparse.Namespace:
     # budget; with 128 x 128 crops and 600 iterations the HiCD student of the first
     # measured run collapsed to predicting no change at all (docs/results.md).
     parser.add_argument('--crop', type=int, default=64, help='training crop size')
+    # Four validations per model (the runner's default is eight): a validation of the 100
+    # val pairs costs about as much as 20 training steps here, and the demo must stay within
+    # 20 minutes on 2 cores.
+    parser.add_argument('--val-interval', type=int,
+                        help='validate every N iterations (default: iterations // 4)')
+    parser.add_argument('--from-teacher', action='store_true',
+                        help='HiCD starts from the teacher; also trains ft_lq')
     parser.add_argument('--train-pairs', type=int, default=800)
     parser.add_argument('--test-pairs', type=int, default=200)
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--fresh', action='store_true', help='redo finished steps')
-    return parser.parse_args()
+    parser.add_argument('--jobs', type=int, default=1, help='trainings at the same time')
+    parser.add_argument('--fresh', action='store_true',
+                        help='move the old work dir aside and redo everything')
+    args = parser.parse_args()
+    if args.iters < 2:
+        parser.error('--iters must be >= 2')
+    if args.val_interval is None:
+        args.val_interval = max(1, args.iters // 4)
+    return args
 
 
 def log(msg: str) -> None:
     print(f'[demo {time.strftime("%H:%M:%S")}] {msg}', flush=True)
 
 
-def run(cmd: List[str], log_file: str) -> None:
-    """Run a tool, keep its full log in ``log_file`` and echo its progress lines."""
-    log(' '.join(cmd[1:4]) + ' ...')
-    rc = ex.run_tool(cmd, log_file, echo=lambda line: print('    ' + line, flush=True))
-    if rc != 0:
-        raise SystemExit(f'step failed ({rc}); see {log_file}')
+def make_spec(args: argparse.Namespace) -> pl.ExperimentSpec:
+    """The demo as a one-seed, one-setting experiment evaluated on the test split."""
+    methods = ['teacher_hq', 'teacher_lq', 'lq'] + (['ft_lq'] if args.from_teacher else [])
+    variant = (pl.Variant('from_teacher', (osp.join(REPO, FROM_TEACHER_MIXIN), ))
+               if args.from_teacher else pl.Variant(pl.DEFAULT_VARIANT))
+    return pl.ExperimentSpec(DETECTOR, 'synthetic', args.work_dir, settings=[SETTING],
+                             methods=methods + ['hicd'], seeds=[args.seed], variants=[variant],
+                             split='test', data_root=args.data_root, iters=args.iters,
+                             val_interval=args.val_interval, batch_size=args.batch_size,
+                             crop=args.crop)
 
 
-def common_options(args: argparse.Namespace) -> List[str]:
-    """Data, length, schedule, checkpoint and seed options shared by every step."""
-    from mmengine.config import Config
-    cfg = Config.fromfile(TEACHER_CFG)
-    return ex.training_options(cfg, args.data_root, args.iters, args.seed, args.batch_size,
-                               args.crop, val_interval=max(args.iters // 2, 1),
-                               logger_interval=50)
+def table(rows: List[Dict[str, str]]) -> str:
+    """Markdown table of the demo's rows, in the order the methods were trained."""
+    order = {m: i for i, m in enumerate(pl.METHODS)}
+    rows = sorted(rows, key=lambda r: order.get(r['method'], len(order)))
+    body = []
+    for row in rows:
+        pairs = 'HQ' if row['method'] == 'teacher_hq' else 'LQ'
+        body.append([pl.method_label(row['method'], row['variant']), pairs,
+                     *[row[c] and f'{float(row[c]):.2f}' or '–' for c in COLUMNS],
+                     f'{float(row["val_F1"]):.2f} @ {row["best_iter"]}'])
+    return '\n'.join(report.markdown_table(
+        ['model', 'test pairs', *COLUMNS, 'best val F1 @ iter'], body,
+        ['l', 'l'] + ['r'] * (len(COLUMNS) + 1)))
 
 
-def train(args, name: str, config: str, extra: Optional[List[str]] = None) -> str:
-    work = osp.join(args.work_dir, name)
-    done = osp.join(work, f'iter_{args.iters}.pth')
-    if osp.isfile(done) and not args.fresh:
-        log(f'{name}: already trained ({done})')
-        return work
-    log(f'training {name} ({config})')
-    start = time.time()
-    run([sys.executable, 'tools/train.py', config, '--work-dir', work, '--cfg-options',
-         *common_options(args), *(extra or [])], osp.join(args.work_dir, f'{name}_train.log'))
-    log(f'{name}: trained in {time.time() - start:.0f} s')
-    return work
-
-
-def evaluate(args, name: str, config: str, checkpoint: str) -> Dict[str, float]:
-    work = osp.join(args.work_dir, 'eval', name)
-    log(f'evaluating {name}')
-    run([sys.executable, 'tools/test.py', config, checkpoint, '--work-dir', work,
-         '--cfg-options', *common_options(args)], osp.join(args.work_dir, f'{name}_test.log'))
-    return ex.read_metrics(work)
-
-
-def ensure_dataset(args: argparse.Namespace) -> None:
-    ex.ensure_synthetic_dataset(args.data_root, osp.join(args.work_dir, 'make_synthetic.log'),
-                                train=args.train_pairs, val=100, test=args.test_pairs,
-                                seed=args.seed, log=log)
-
-
-def table(rows: Dict[str, Dict[str, float]]) -> str:
-    lines = ['| model | test pairs | ' + ' | '.join(METRICS) + ' |',
-             '|---|---|' + '---|' * len(METRICS)]
-    for name, (pairs, scores) in rows.items():
-        lines.append(f'| {name} | {pairs} | ' +
-                     ' | '.join(f'{scores[m]:.2f}' for m in METRICS) + ' |')
-    return '\n'.join(lines)
-
-
-def plot(rows: Dict[str, tuple], path: str) -> None:
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    names = list(rows)
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    width = 0.2
-    for i, metric in enumerate(METRICS):
-        ax.bar([x + i * width for x in range(len(names))],
-               [rows[n][1][metric] for n in names], width, label=metric)
-    ax.set_xticks([x + 1.5 * width for x in range(len(names))])
-    ax.set_xticklabels(names, fontsize=8)
+def plot(rows: List[Dict[str, str]], path: str) -> None:
+    """Bars of every score of every model."""
+    plt = report.pyplot()
+    names = [pl.method_label(r['method'], r['variant']) for r in rows]
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    width = 0.8 / len(COLUMNS)
+    for i, metric in enumerate(COLUMNS):
+        ax.bar([x + i * width for x in range(len(rows))],
+               [float(r[metric] or 0) for r in rows], width, label=metric)
+    ax.set_xticks([x + 0.4 - width / 2 for x in range(len(rows))])
+    ax.set_xticklabels(names, fontsize=7)
     ax.set_ylabel('% (changed class)')
     ax.set_ylim(0, 100)
-    ax.legend(ncol=4, fontsize=8)
-    ax.set_title('Synthetic pairs, B multi-degraded x4 (FC-Siam-diff)')
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    ax.legend(ncol=len(COLUMNS), fontsize=8)
+    ax.set_title('Synthetic pairs, B multi-degraded x4 (FC-Siam-diff), best-on-val checkpoints')
+    report.save_figure(fig, path, dpi=120)
 
 
 def main() -> None:
     args = parse_args()
-    os.makedirs(osp.join(REPO, args.work_dir), exist_ok=True)
     os.chdir(REPO)
+    work = osp.abspath(args.work_dir)
+    if args.fresh and osp.isdir(work):
+        aside = f'{work}.old-{time.strftime("%Y%m%d-%H%M%S")}'
+        os.replace(work, aside)
+        log(f'--fresh: the previous work dir is now {aside}')
+    os.makedirs(work, exist_ok=True)
     start = time.time()
-    ensure_dataset(args)
-    teacher = train(args, 'teacher_hq', TEACHER_CFG)
-    teacher_ckpt = osp.join(teacher, f'iter_{args.iters}.pth')
-    lq = train(args, 'baseline_lq', LQ_CFG)
-    hicd = train(args, 'hicd', HICD_CFG, [f'model.teacher_ckpt={teacher_ckpt}'])
-    rows = {
-        'teacher on HQ': ('HQ', evaluate(args, 'teacher_hq', TEACHER_CFG, teacher_ckpt)),
-        'teacher on LQ': ('LQ', evaluate(args, 'teacher_lq', LQ_CFG, teacher_ckpt)),
-        'LQ baseline': ('LQ', evaluate(args, 'baseline_lq', LQ_CFG,
-                                       osp.join(lq, f'iter_{args.iters}.pth'))),
-        'HiCD student': ('LQ', evaluate(args, 'hicd', LQ_CFG,
-                                        osp.join(hicd, 'student_final.pth'))),
-    }
-    report = table(rows)
-    plot(rows, osp.join(args.work_dir, 'demo_results.png'))
-    with open(osp.join(args.work_dir, 'demo_results.md'), 'w') as f:
-        f.write(report + '\n')
-    print('\nChange-class scores on the synthetic test split (B multi-degraded x4, seed 0):')
-    print(report)
+    launch.ensure_synthetic_dataset(args.data_root, osp.join(work, 'make_synthetic.log'),
+                                    train=args.train_pairs, val=100, test=args.test_pairs,
+                                    seed=args.seed, log=log)
+    runner = launch.MatrixRunner(work, echo=True, jobs=args.jobs)
+    spec = make_spec(args)
+    plan = pl.build_plan(spec, launch.done_keys(launch.read_results(runner.csv)))
+    log(f'{len(plan.runs)} evaluation(s) to do, {len(plan.trainings)} training(s) '
+        f'({args.iters} iterations each, validation every {args.val_interval})')
+    runner.execute(plan)
+    if runner.failures:
+        for name, reason in runner.failures:
+            print(f'  FAILED {name}: {reason}', flush=True)
+        raise SystemExit(1)
+    wanted = set(pl.planned_keys(spec, plan.iters, plan.teacher_iters))
+    rows = [r for r in launch.read_results(runner.csv) if launch.row_key(r) in wanted]
+    text = table(rows)
+    plot(rows, osp.join(work, 'demo_results.png'))
+    report.write_text(osp.join(work, 'demo_results.md'), text + '\n')
+    print(f'\nChange-class scores on the synthetic test split (B multi-degraded x4, seed '
+          f'{args.seed}), each model at its best-on-val checkpoint:')
+    print(text)
     print(f'\nplot: {args.work_dir}/demo_results.png   total time: {time.time() - start:.0f} s')
 
 

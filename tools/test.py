@@ -42,6 +42,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('checkpoint', help='checkpoint file (detector, or HiCD distiller: its '
                         'student is evaluated)')
     parser.add_argument('--work-dir', help='dir for logs and the metrics json')
+    parser.add_argument('--split', choices=('test', 'val'), default='test',
+                        help="evaluate the config's test_dataloader/test_evaluator or its "
+                        'val_dataloader/val_evaluator (model selection without the test split)')
     parser.add_argument('--out', help='dir to save the predicted change masks (png)')
     parser.add_argument('--show-dir', help='dir to save, per pair, the panels A | B (as the '
                         'model saw it) | GT | prediction | errors over A; a relative dir is '
@@ -89,6 +92,15 @@ def add_output_hook(cfg: Config, out_dir=None, show_dir=None, opacity: float = 0
     cfg.custom_hooks = hooks
 
 
+def use_val_split(cfg: Config) -> None:
+    """Make the val dataloader and evaluator the ones ``runner.test()`` uses."""
+    for key in ('val_dataloader', 'val_evaluator'):
+        if not cfg.get(key):
+            fail(TOOL, f'--split val needs {key} in the config')
+    cfg.test_dataloader = cfg.val_dataloader
+    cfg.test_evaluator = cfg.val_evaluator
+
+
 def apply_quality_options(cfg: Config, args: argparse.Namespace) -> List[str]:
     """Apply ``--degradation``/``--degraded-dir``; exits with a clear message on bad input.
 
@@ -117,6 +129,8 @@ def main() -> None:
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    if args.split == 'val':
+        use_val_split(cfg)
     notes = apply_data_options(cfg, args, ('test_dataloader', ), TOOL)
     notes += apply_quality_options(cfg, args)
     setup_work_dir(cfg, args.config, args.work_dir)

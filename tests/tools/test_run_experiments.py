@@ -1,6 +1,7 @@
-"""tools/run_experiments.py and hicd_mm.utils.experiments: plan, configs, resume, aggregation,
-missing datasets, and one tiny end-to-end matrix (teacher, LQ baseline, HiCD, an ablation)."""
-import csv
+"""The experiment runner (tools/run_experiments.py, tools/experiments/): plan, variants,
+ft_lq, configs, resume, best-on-val selection, summary statistics against naive references,
+and one tiny end-to-end matrix (slow)."""
+import json
 import math
 import os
 import os.path as osp
@@ -11,104 +12,147 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.optim import OptimWrapper
 
 from hicd_mm.registry import MODELS
-from hicd_mm.utils import experiments as ex
 from tests.conftest import REPO_ROOT, make_levir_split
-from tests.models.test_hicd_distiller import batch
+from tools.analysis import report
+from tools.experiments import launch, plan as pl, summary
 
 HICD_TERMS = ('sem_self', 'sem_cross', 'sem_global', 'chg_self', 'chg_global')
+FROM_TEACHER = osp.join(REPO_ROOT, 'configs/_base_/hicd/from_teacher.py')
 
 
-def spec(tmp_path, **kwargs) -> ex.ExperimentSpec:
+def spec(tmp_path, **kwargs) -> pl.ExperimentSpec:
     kwargs.setdefault('settings', ['resolution_x4', 'single_blur', 'multi_deg_x4'])
     kwargs.setdefault('seeds', [0, 1])
-    kwargs.setdefault('iters', 4)
-    return ex.ExperimentSpec('fc_siam_diff', 'synthetic', str(tmp_path / 'exp'),
+    kwargs.setdefault('iters', 16)
+    return pl.ExperimentSpec('fc_siam_diff', 'synthetic', str(tmp_path / 'exp'),
                              data_root=str(tmp_path / 'data'), **kwargs)
 
 
-def fake_row(key: ex.RunKey, f1: float = 50.0) -> dict:
-    row = dict(key._asdict(), train_seconds='1.0', work_dir='x')
-    row.update({m: str(f1) for m in ex.METRICS})
+def variants():
+    return [pl.Variant('default'), pl.Variant('ft', (FROM_TEACHER, ))]
+
+
+def fake_row(key: pl.RunKey, f1: float = 50.0, ap: str = '40.0') -> dict:
+    row = dict(key._asdict(), train_seconds='1.0', work_dir='x', best_iter='8', val_F1='60.0')
+    row.update({m: str(f1) for m in pl.METRICS})
+    row['AP'] = ap
     return {k: str(v) for k, v in row.items()}
 
 
 # ------------------------------------------------------------------------------------ plan
-def test_plan_shares_one_teacher_per_seed_across_settings(tmp_path):
-    s = spec(tmp_path)
+def test_plan_shares_one_teacher_per_seed_across_settings_methods_and_variants(tmp_path):
+    s = spec(tmp_path, variants=variants(), finetune_cfg_options=['optim_wrapper.optimizer.lr=1'])
     assert s.settings == ['resolution_x4', 'blur', 'multi_deg_x4']  # mixin name -> setting
-    plan = ex.build_plan(s)
-    assert len(plan.runs) == 2 * (1 + 3 * (len(ex.METHODS) - 1))
-    assert plan.runs[0].key == ex.RunKey('fc_siam_diff', 'synthetic', 'clean', 'teacher_hq', 0, 4)
+    plan = pl.build_plan(s)
+    n_hicd = 1 + len(pl.ABLATIONS)
+    per_setting = len(pl.METHODS) - 1 + n_hicd  # every HiCD method once more for 'ft'
+    assert len(plan.runs) == 2 * (1 + 3 * per_setting)
+    assert plan.runs[0].key == pl.RunKey('fc_siam_diff', 'synthetic', 'clean', 'teacher_hq', '',
+                                         0, 16, 16, 'val')
     for seed in (0, 1):
         runs = [r for r in plan.runs if r.key.seed == seed]
-        teachers = {id(r.training) for r in runs if r.key.method in ex.TEACHER_METHODS}
+        teachers = {id(r.training) for r in runs if r.key.method in pl.TEACHER_METHODS}
         teachers |= {id(r.training.teacher) for r in runs if r.training.teacher is not None}
         assert len(teachers) == 1
         teacher = next(r.training for r in runs if r.key.method == 'teacher_hq')
         assert teacher.config == s.base_config and f'randomness.seed={seed}' in teacher.options
         for run in runs:
-            method = run.key.method
-            if method == 'teacher_hq':
-                assert run.config == s.base_config
+            k = run.key
+            assert (k.variant != '') == pl.is_hicd_method(k.method)
+            assert '--split' in run.command() and run.command()[-len(run.options) - 2] == 'val'
+            if k.method in pl.TEACHER_METHODS:
                 continue
-            assert run.config == osp.join(s.config_dir, f'lq_{run.key.setting}.py')
-            if method == 'lq':
-                assert run.training.teacher is None
-                assert run.training.weights.endswith('iter_4.pth')
-            elif method != 'teacher_lq':
-                assert run.training.teacher is teacher
-                assert f'model.teacher_ckpt={teacher.weights}' in run.training.options
-                assert run.training.weights.endswith('student_final.pth')
-    teacher_dirs = {r.training.work_dir for r in plan.runs if r.key.method == 'teacher_hq'}
-    assert len(teacher_dirs) == 2
-    # trainings: one teacher per seed plus one student per (seed, setting, trained method)
+            assert run.config == osp.join(s.config_dir, f'lq_{k.setting}.py')
+            job = run.training
+            lr = 'optim_wrapper.optimizer.lr=1' in job.options
+            assert lr == (k.method == 'ft_lq' or k.variant == 'ft'), k  # fine-tuning runs only
+            if k.method == 'lq':
+                assert job.teacher is None and not job.distiller
+            else:
+                assert job.teacher is teacher and job.distiller
+                assert f'model.teacher_ckpt={teacher.weights}' in job.command()
+    # variants live in their own work dirs and configs
+    dirs = [r.training.work_dir for r in plan.runs if r.key.method not in pl.TEACHER_METHODS]
+    assert len(dirs) == len(set(dirs))
+    hicd = {r.key.variant: r.training for r in plan.runs
+            if r.key.method == 'hicd' and r.key.seed == 0 and r.key.setting == 'blur'}
+    assert hicd['default'].work_dir.endswith(osp.join('blur', 'hicd'))
+    assert hicd['ft'].work_dir.endswith(osp.join('blur', 'hicd__ft'))
+    assert hicd['ft'].config.endswith('hicd_blur__ft.py')
     names = [job.name for job in plan.trainings]
-    assert names.count('teacher') == 2 and len(names) == 2 * (1 + 3 * 7)
-    assert names.index('teacher') < names.index('blur/hicd')
+    assert sum(n.startswith('teacher') for n in names) == 2
+    assert all(n.startswith('teacher') for n in names[:2])  # teachers first
 
 
-def test_training_options_fit_iters_crop_and_turn_validation_off(tmp_path):
-    plan = ex.build_plan(spec(tmp_path, crop=32, batch_size=2, num_workers=0,
+def test_teacher_iters_differ_from_student_iters(tmp_path):
+    plan = pl.build_plan(spec(tmp_path, settings=['blur'], seeds=[0], methods=['lq', 'hicd'],
+                              teacher_iters=40))
+    teacher = plan.teachers[0]
+    assert 'train_cfg.max_iters=40' in teacher.options
+    assert teacher.work_dir.endswith('teacher_iters40')
+    student = next(r.training for r in plan.runs if r.key.method == 'hicd')
+    assert 'train_cfg.max_iters=16' in student.options
+    assert {r.key.teacher_iters for r in plan.runs} == {40}
+    assert osp.join('iters16', 'teacher40') in student.work_dir
+
+
+def test_training_options_validate_and_keep_the_best_checkpoint(tmp_path):
+    plan = pl.build_plan(spec(tmp_path, crop=32, batch_size=2, num_workers=0,
                               cfg_options=['default_hooks.logger.interval=1']))
     opts = plan.runs[0].training.options
     for option in ('train_dataloader.dataset.pipeline.2.crop_size=[32,32]',
-                   'train_dataloader.batch_size=2', 'train_cfg.max_iters=4',
-                   'train_cfg.val_begin=5', 'param_scheduler.0.end=1',
-                   'param_scheduler.1.begin=1', 'param_scheduler.1.end=4',
+                   'train_dataloader.batch_size=2', 'train_cfg.max_iters=16',
+                   'train_cfg.val_interval=2', 'default_hooks.checkpoint.interval=2',
+                   'default_hooks.checkpoint.save_best=F1', 'default_hooks.checkpoint.rule=greater',
+                   'param_scheduler.0.end=1', 'param_scheduler.1.end=16',
                    'train_dataloader.persistent_workers=False'):
         assert option in opts
     assert opts[-1] == 'default_hooks.logger.interval=1'  # user options come last
+    opts = pl.build_plan(spec(tmp_path, val_interval=5)).runs[0].training.options
+    assert 'train_cfg.val_interval=5' in opts
     with pytest.raises(ValueError, match='unknown setting'):
         spec(tmp_path, settings=['fog'])
     with pytest.raises(ValueError, match='unknown method'):
         spec(tmp_path, methods=['fitnets'])
+    with pytest.raises(ValueError, match='split'):
+        spec(tmp_path, split='train')
+    with pytest.raises(ValueError, match='unique'):
+        spec(tmp_path, variants=[pl.Variant('a'), pl.Variant('a')])
+
+
+# ------------------------------------------------------------------------------------ configs
+def write(tmp_path, **kwargs):
+    plan = pl.build_plan(spec(tmp_path, seeds=[0], **kwargs))
+    pl.write_configs(plan)
+    return plan.spec.config_dir
+
+
+def weights(cfg):
+    return {k: v['loss']['loss_weight'] for k, v in cfg.model.distill_terms.items()}
 
 
 def test_generated_configs_load_with_the_right_terms(tmp_path):
-    plan = ex.build_plan(spec(tmp_path, settings=['blur'], seeds=[0]))
-    ex.write_configs(plan)
-    config_dir = plan.spec.config_dir
+    config_dir = write(tmp_path, settings=['blur'], variants=variants(),
+                       methods=['lq', 'ft_lq', 'hicd', 'hicd_no_cross', 'hicd_no_chg_self'])
 
     def load(name):
-        return Config.fromfile(osp.join(config_dir, f'{name}_blur.py'))
+        return Config.fromfile(osp.join(config_dir, f'{name}.py'))
 
-    def weights(cfg):
-        return {k: v['loss']['loss_weight'] for k, v in cfg.model.distill_terms.items()}
-
-    assert weights(load('hicd')) == {t: 1.0 for t in HICD_TERMS}
-    for method, zeroed in ex.ABLATIONS.items():
-        cfg = load(method)
-        assert cfg.model.type == 'HiCDDistiller'
-        assert weights(cfg) == {t: 0.0 if t in zeroed else 1.0 for t in HICD_TERMS}, method
-    for method, loss_type in (('feat_mse', 'FeatureMSELoss'),
-                              ('cwd', 'ChannelWiseDivergenceLoss')):
-        terms = load(method).model.distill_terms
-        assert {v['feature'] for v in terms.values()} == {'semantic', 'change'}
-        assert {v['loss']['type'] for v in terms.values()} == {loss_type}
-    hicd, lq = load('hicd'), load('lq')
+    assert weights(load('hicd_blur')) == {t: 1.0 for t in HICD_TERMS}
+    assert not load('hicd_blur').model.get('init_student_from_teacher', False)
+    for name in ('hicd_no_cross_blur', 'hicd_no_cross_blur__ft'):
+        assert weights(load(name)) == {t: 0.0 if t == 'sem_cross' else 1.0 for t in HICD_TERMS}
+    assert weights(load('hicd_no_chg_self_blur')) == {t: 0.0 if t == 'chg_self' else 1.0
+                                                      for t in HICD_TERMS}
+    assert load('hicd_no_cross_blur__ft').model.init_student_from_teacher
+    assert load('hicd_blur__ft').model.init_student_from_teacher
+    ft = load('ft_lq_blur')
+    assert ft.model.type == 'HiCDDistiller' and ft.model.init_student_from_teacher
+    assert ft.model.distill_terms == {}
+    hicd, lq = load('hicd_blur'), load('lq_blur')
+    assert ft.train_dataloader == hicd.train_dataloader and ft.optim_wrapper == hicd.optim_wrapper
     hicd_train = hicd.train_dataloader.dataset.pipeline
     lq_train = lq.train_dataloader.dataset.pipeline
     assert hicd_train[-2].keep_hq is True and hicd_train[-1].type == 'hicd_mm.PackHQPair'
@@ -116,150 +160,235 @@ def test_generated_configs_load_with_the_right_terms(tmp_path):
     for cfg in (hicd, lq):
         test_deg = cfg.test_dataloader.dataset.pipeline[-2]
         assert test_deg.type == 'hicd_mm.DegradeImage'
-        assert test_deg.seed == 0 and test_deg.severity == 3 and not test_deg.keep_hq
+        assert test_deg.seed == 0 and not test_deg.keep_hq
+        assert cfg.val_dataloader.dataset.pipeline[-2] == test_deg
     assert lq.model.type == 'SiamEncoderDecoder'
-    assert any(h['type'] == 'hicd_mm.StudentCheckpointHook' for h in load('cwd').custom_hooks)
 
 
-@pytest.mark.slow  # trains each baseline config
-@pytest.mark.parametrize('method,terms', [('feat_mse', ('sem_feat_mse', 'chg_feat_mse')),
-                                          ('cwd', ('sem_cwd', 'chg_cwd'))])
-def test_baseline_configs_build_and_train(tmp_path, method, terms):
-    """The baselines plug into HiCDDistiller: channel counts come from its dry run."""
-    plan = ex.build_plan(spec(tmp_path, settings=['jpeg'], seeds=[0]))
-    ex.write_configs(plan)
-    cfg = Config.fromfile(osp.join(plan.spec.config_dir, f'{method}_jpeg.py')).model
+def test_ft_lq_builds_as_the_teacher_without_terms(tmp_path):
+    config_dir = write(tmp_path, settings=['jpeg'], methods=['ft_lq'])
+    cfg = Config.fromfile(osp.join(config_dir, 'ft_lq_jpeg.py')).model
     cfg.update(teacher_ckpt=None, allow_random_teacher=True)
     model = MODELS.build(cfg)
     model.init_weights()
-    assert len(model.distill_losses[terms[0]]) == 4  # one loss (and adapter) per stage
-    optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.01))
-    log = model.train_step(batch(), optim)
-    for term in terms:
-        assert math.isfinite(log[f'distill.loss_{term}'].item()), term
-    adapters = [k for k in model.state_dict() if k.startswith('distill_losses.')]
-    assert bool(adapters) == (method == 'feat_mse')  # CWD: equal channels, no adapter
+    assert len(model.distill_losses) == 0
+    student, teacher = model.student.state_dict(), model.teacher.state_dict()
+    assert student.keys() == teacher.keys()
+    assert all(torch.equal(student[k], teacher[k]) for k in student)
+
+
+def test_variant_rules(tmp_path):
+    bad = tmp_path / 'lr.py'
+    bad.write_text('optim_wrapper = dict(optimizer=dict(lr=1.0))\n')
+    with pytest.raises(ValueError, match='optimiser or schedule'):
+        pl.Variant('lr', (str(bad), )).overrides()
+    with pytest.raises(ValueError, match='optimiser or schedule'):
+        pl.Variant('lr', cfg_options=('param_scheduler.0.end=3', )).overrides()
+    with pytest.raises(FileNotFoundError, match='nope.py'):
+        pl.Variant('x', ('nope.py', ))
+    with pytest.raises(ValueError, match='variant name'):
+        pl.Variant('a/b')
+    assert pl.Variant('t', (FROM_TEACHER, )).from_teacher
+    assert not pl.Variant('s').from_teacher
+    assert pl.Variant('o', cfg_options=('model.init_student_from_teacher=True', )).from_teacher
+    assert pl.parse_variant('h1=' + FROM_TEACHER) == pl.Variant('h1', (FROM_TEACHER, ))
+    assert pl.parse_variant('plain=') == pl.Variant('plain')
+    with pytest.raises(ValueError, match='NAME=MIXIN'):
+        pl.parse_variant('plain')
+    vfile = tmp_path / 'variants.py'
+    vfile.write_text(f"variants = dict(a=dict(mixins=['{FROM_TEACHER}']), "
+                     "b=dict(cfg_options=['model.distill_terms.sem_global.loss.loss_weight=0']))\n")
+    a, b = pl.load_variants_file(str(vfile))
+    assert a.from_teacher and not b.from_teacher and b.cfg_options
+    vfile.write_text("variants = dict(a=dict(mixin=['x.py']))\n")
+    with pytest.raises(ValueError, match='unknown keys'):
+        pl.load_variants_file(str(vfile))
 
 
 # ------------------------------------------------------------------------------------ resume
-def test_resume_skips_rows_that_exist(tmp_path):
-    s = spec(tmp_path, settings=['multi_deg_x4'], seeds=[0, 1])
+def test_resume_skips_rows_that_exist_per_variant_and_split(tmp_path):
+    s = spec(tmp_path, settings=['multi_deg_x4'], seeds=[0], variants=variants(),
+             methods=['teacher_hq', 'lq', 'hicd'])
     csv_path = str(tmp_path / 'results.csv')
-    all_keys = ex.planned_keys(s, 4)
-    seed0 = [k for k in all_keys if k.seed == 0]
-    seed1_lq = [k for k in all_keys if k.seed == 1 and k.method != 'lq']
-    for key in seed0 + seed1_lq:
-        ex.append_result(csv_path, fake_row(key))
-    rows = ex.read_results(csv_path)
-    assert len(rows) == len(seed0) + len(seed1_lq)
-    with open(csv_path) as f:
-        assert next(csv.reader(f)) == list(ex.CSV_COLUMNS)
-    plan = ex.build_plan(s, ex.done_keys(rows))
-    assert [r.key for r in plan.runs] == [ex.RunKey('fc_siam_diff', 'synthetic', 'multi_deg_x4',
-                                                    'lq', 1, 4)]
-    assert [job.name for job in plan.trainings] == ['multi_deg_x4/lq']  # no teacher needed
-    # other iterations are other runs
-    assert len(ex.build_plan(spec(tmp_path, settings=['multi_deg_x4'], seeds=[0, 1], iters=6),
-                             ex.done_keys(rows)).runs) == len(all_keys)
+    keys = pl.planned_keys(s, 16, 16)
+    assert len(keys) == 4 and {k.variant for k in keys if k.method == 'hicd'} == {'default', 'ft'}
+    for key in keys:
+        if key.variant != 'ft':
+            report.append_csv_row(csv_path, pl.CSV_COLUMNS, fake_row(key))
+    rows = launch.read_results(csv_path)
+    plan = pl.build_plan(s, launch.done_keys(rows))
+    assert [(r.key.method, r.key.variant) for r in plan.runs] == [('hicd', 'ft')]
+    assert [job.name for job in plan.trainings][-1].startswith('multi_deg_x4/hicd__ft')
+    # a test-split invocation reuses nothing from the val rows
+    test_spec = spec(tmp_path, settings=['multi_deg_x4'], seeds=[0], variants=variants(),
+                     methods=['teacher_hq', 'lq', 'hicd'], split='test')
+    assert len(pl.build_plan(test_spec, launch.done_keys(rows)).runs) == 4
 
 
-def test_read_results_rejects_a_foreign_csv(tmp_path):
+def test_read_results_rejects_a_foreign_or_old_csv(tmp_path):
     path = tmp_path / 'other.csv'
-    path.write_text('a,b\n1,2\n')
-    with pytest.raises(ValueError, match='not a results CSV'):
-        ex.read_results(str(path))
-    assert ex.read_results(str(tmp_path / 'none.csv')) == []
+    path.write_text('detector,dataset,setting,method,seed,iters,F1\nx,y,z,lq,0,4,1\n')
+    with pytest.raises(ValueError, match='not a results CSV.*variant'):
+        launch.read_results(str(path))
+    assert launch.read_results(str(tmp_path / 'none.csv')) == []
 
 
-# ------------------------------------------------------------------------------------ tables
-def test_aggregation_matches_numpy():
+# ------------------------------------------------------------------------------------ best val
+def test_select_best_matches_a_naive_reference():
     rng = np.random.default_rng(0)
-    rows, expected = [], {}
-    for method in ('lq', 'hicd'):
-        for setting in ('blur', 'multi_deg_x4'):
-            values = rng.uniform(40, 90, 3)
-            expected[(method, setting)] = values
-            for seed, v in enumerate(values):
-                rows.append(fake_row(ex.RunKey('bit', 'synthetic', setting, method, seed, 8), v))
-    rows.append(fake_row(ex.RunKey('bit', 'synthetic', 'clean', 'teacher_hq', 0, 8), 77.0))
-    rows.append(fake_row(ex.RunKey('bit', 'synthetic', 'blur', 'lq', 0, 8),
-                         expected[('lq', 'blur')][0]))  # a duplicate counts once
-    groups = ex.aggregate(rows)
-    cells = groups[('bit', 'synthetic', 8)]
-    for cell, values in expected.items():
-        assert cells[cell].n == 3
-        np.testing.assert_allclose(cells[cell].mean, np.mean(values), rtol=1e-6)
-        np.testing.assert_allclose(cells[cell].std, np.std(values, ddof=1), rtol=1e-5)
-    assert cells[('teacher_hq', 'clean')].n == 1 and math.isnan(cells[('teacher_hq',
-                                                                         'clean')].std)
-    table = ex.markdown_table(cells)
-    lines = table.splitlines()
-    assert lines[0] == '| method | clean | blur | multi_deg_x4 |'
-    assert [line.split(' | ')[0] for line in lines[2:]] == ['| teacher on HQ', '| LQ baseline',
-                                                             '| HiCD']
-    v = expected[('hicd', 'blur')]
-    assert f'{np.mean(v):.1f} ± {np.std(v, ddof=1):.1f} (n=3)' in lines[4]
-    assert '| 77.0 (n=1) | – | – |' in lines[2]
-    assert '## bit on synthetic, 8 iterations' in ex.markdown_report(rows)
+    for trial in range(50):
+        values = rng.integers(0, 6, size=rng.integers(1, 9)).astype(float)  # ties are common
+        records = [((i + 1) * 10, {'F1': v, 'AP': -v}) for i, v in enumerate(values)]
+        it, metrics = launch.select_best(records)
+        first_max = int(np.argmax(values))  # numpy: the first occurrence of the maximum
+        assert it == (first_max + 1) * 10 and metrics['F1'] == values.max(), trial
+    with pytest.raises(ValueError):
+        launch.select_best([])
 
 
-# ------------------------------------------------------------------------------------ datasets
+def fake_training(work, f1s, kept_iter):
+    os.makedirs(osp.join(work, '20260101_000000', 'vis_data'))
+    with open(osp.join(work, '20260101_000000', 'vis_data', 'scalars.json'), 'w') as f:
+        for i, f1 in enumerate(f1s, 1):
+            f.write(json.dumps({'loss': 1.0, 'lr': 0.1, 'step': 2 * i - 1}) + '\n')
+            f.write(json.dumps({'Precision': 1.0, 'F1': f1, 'step': 2 * i}) + '\n')
+    open(osp.join(work, f'best_F1_iter_{kept_iter}.pth'), 'w').close()
+
+
+def test_best_of_training_reads_the_log_and_checks_the_kept_checkpoint(tmp_path):
+    work = str(tmp_path / 'run')
+    fake_training(work, [10.0, 30.0, 30.0, 20.0], kept_iter=4)
+    info = launch.best_of_training(work)
+    assert info['best_iter'] == 4 and info['val']['F1'] == 30.0
+    assert info['val_iters'] == [2, 4, 6, 8] and info['checkpoint'].endswith('iter_4.pth')
+    other = str(tmp_path / 'other')
+    fake_training(other, [10.0, 30.0], kept_iter=2)
+    with pytest.raises(RuntimeError, match='not the best validation'):
+        launch.best_of_training(other)
+    empty = str(tmp_path / 'empty')
+    os.makedirs(empty)
+    with pytest.raises(FileNotFoundError, match='no validation'):
+        launch.best_of_training(empty)
+
+
+# ------------------------------------------------------------------------------------ summary
+def test_t_quantile_matches_tables():
+    # two-sided 95 % critical values of Student's t (any statistics table)
+    for df, expected in ((1, 12.7062), (2, 4.3027), (4, 2.7764), (9, 2.2622), (30, 2.0423)):
+        assert report.t_quantile(0.975, df) == pytest.approx(expected, abs=1e-4)
+    scipy_stats = pytest.importorskip('scipy.stats')
+    for p, df in ((0.9, 3), (0.995, 7), (0.05, 12)):
+        assert report.t_quantile(p, df) == pytest.approx(scipy_stats.t.ppf(p, df), abs=1e-8)
+
+
+def test_paired_delta_matches_a_naive_reference():
+    rng = np.random.default_rng(1)
+    for n in (2, 3, 5, 8):
+        a = {s: float(v) for s, v in enumerate(rng.uniform(30, 60, n))}
+        b = {s: float(v) for s, v in enumerate(rng.uniform(30, 60, n))}
+        b[99] = 1.0  # a seed without a partner is left out
+        d = report.paired_delta(a, b)
+        diffs = np.array([a[s] - b[s] for s in range(n)])
+        half = report.t_quantile(0.975, n - 1) * diffs.std(ddof=1) / math.sqrt(n)
+        assert d.n == n and d.wins == int((diffs > 0).sum())
+        np.testing.assert_allclose([d.mean, d.std, d.low, d.high],
+                                   [diffs.mean(), diffs.std(ddof=1), diffs.mean() - half,
+                                    diffs.mean() + half], rtol=1e-10)
+    assert report.paired_delta({0: 1.0}, {1: 2.0}) is None
+    single = report.paired_delta({0: 3.0}, {0: 1.0})
+    assert single.mean == 2.0 and math.isnan(single.low) and single.wins == 1
+
+
+def test_markdown_report_shows_means_deltas_wins_and_collapses():
+    rng = np.random.default_rng(2)
+    rows, values = [], {}
+    for method, variant in (('lq', ''), ('ft_lq', ''), ('hicd', 'default'), ('hicd', 'h1')):
+        values[(method, variant)] = rng.uniform(20, 60, 5)
+        for seed, v in enumerate(values[(method, variant)]):
+            key = pl.RunKey('fc_siam_diff', 'synthetic', 'multi_deg_x4', method, variant, seed,
+                            300, 300, 'test')
+            rows.append(fake_row(key, v, ap='' if method == 'lq' else '33.0'))
+    rows[-1]['F1'] = '0.0000'  # one collapsed h1 run
+    values[('hicd', 'h1')][-1] = 0.0
+    text = summary.markdown_report(rows)
+    assert '## fc_siam_diff on synthetic, 300 iterations (teacher 300), test split: ' \
+           'multi_deg_x4' in text
+    line = next(line for line in text.splitlines() if '| h1 |' in line)
+    h1, lq, ft = values[('hicd', 'h1')], values[('lq', '')], values[('ft_lq', '')]
+    for base in (lq, ft):
+        diffs = h1 - base
+        half = report.t_quantile(0.975, 4) * diffs.std(ddof=1) / math.sqrt(5)
+        expected = (f'{diffs.mean():+.1f} [{diffs.mean() - half:+.1f}, '
+                    f'{diffs.mean() + half:+.1f}] {int((diffs > 0).sum())}/5')
+        assert expected in line
+    assert f'{h1.mean():.1f} ± {h1.std(ddof=1):.1f} (n=5)' in line and '| 1/5 |' in line
+    lq_line = next(line for line in text.splitlines() if line.startswith('| LQ baseline'))
+    assert lq_line.count('–') >= 2  # no AP, no delta against itself
+
+
+# ------------------------------------------------------------------------------------ CLI
 def run_tool(*args, expect=0):
     proc = subprocess.run([sys.executable, 'tools/run_experiments.py', *args], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=600,
+                          capture_output=True, text=True, timeout=900,
                           env=dict(os.environ, OMP_NUM_THREADS='1'))
     out = proc.stdout + proc.stderr
     assert proc.returncode == expect, out[-4000:]
     return out
 
 
-@pytest.mark.slow  # launches a tool in a subprocess
-def test_missing_levircd_folder_is_skipped_with_a_clear_message(tmp_path):
-    cfg = Config.fromfile(ex.find_base_config('fc_siam_diff', 'levircd'))
+@pytest.mark.slow
+def test_missing_dataset_and_bad_arguments(tmp_path):
+    cfg = Config.fromfile(pl.find_base_config('fc_siam_diff', 'levircd'))
     absent = str(tmp_path / 'LEVIR-CD')
-    message = ex.dataset_problem('levircd', cfg, absent)
+    message = launch.dataset_problem('levircd', cfg, absent)
     assert 'levircd' in message and 'folder not found' in message and absent in message
-    os.makedirs(osp.join(absent, 'train', 'A'))
-    message = ex.dataset_problem('levircd', cfg, absent)
-    assert 'incomplete' in message and 'train/B' in message
     out = run_tool('--dataset', 'levircd', '--data-root', str(tmp_path / 'nope'), '--dry-run',
                    '--work-dir', str(tmp_path / 'exp'), expect=2)
     assert 'SKIPPED fc_siam_diff/levircd' in out and 'folder not found' in out
     assert not osp.exists(tmp_path / 'exp')
+    out = run_tool('--dataset', 'levircd', '--change-fraction', '0.02', expect=2)
+    assert '--change-fraction applies to --dataset synthetic only' in out
+    out = run_tool('--variant', 'x=nope.py', expect=2)
+    assert 'nope.py' in out
 
 
-# ------------------------------------------------------------------------------------ e2e
-@pytest.mark.slow  # trains 5 runs in subprocesses
-def test_tiny_matrix_end_to_end_with_failure_and_resume(tmp_path):
+@pytest.mark.slow
+def test_tiny_matrix_end_to_end_with_variants_failure_and_resume(tmp_path):
     data = str(tmp_path / 'data')
     for split, n in (('train', 4), ('val', 2), ('test', 2)):
         make_levir_split(data, split, n, seed=len(split))
     work = str(tmp_path / 'exp')
     common = ['--settings', 'multi_deg_x4', '--seeds', '0', '--iters', '4', '--batch-size', '2',
               '--crop', '32', '--num-workers', '0', '--data-root', data, '--work-dir', work,
-              '--quiet', '--methods', 'teacher_hq', 'teacher_lq', 'lq', 'hicd', 'hicd_no_cross']
+              '--quiet', '--val-interval', '2', '--jobs', '2', '--threads', '1',
+              '--methods', 'teacher_hq', 'teacher_lq', 'lq', 'ft_lq', 'hicd', 'hicd_no_cross',
+              '--variant', 'default=', '--variant', f'ft={FROM_TEACHER}']
     dry = run_tool(*common, '--dry-run')
-    assert '5 run(s) to do' in dry and 'tools/train.py' in dry and not osp.exists(work)
-    # an invalid option for the sem_cross term breaks HiCD but not its no-cross ablation
+    assert '8 result row(s) to do' in dry and 'tools/train.py' in dry and not osp.exists(work)
+    assert '--split val' in dry and '--split test' not in dry
+    # an invalid option of the sem_cross term breaks both HiCD rows but not their ablations
     out = run_tool(*common, '--student-cfg-options',
                    'model.distill_terms.sem_cross.loss.distance=bogus', expect=1)
-    assert '1 run(s) FAILED (4 finished)' in out and 'multi_deg_x4/hicd seed 0' in out
-    rows = ex.read_results(osp.join(work, 'results.csv'))
-    assert sorted(r['method'] for r in rows) == ['hicd_no_cross', 'lq', 'teacher_hq',
-                                                 'teacher_lq']
-    # resume: only the failed run is done again, the teacher is reused
+    assert '2 run(s) FAILED (6 finished)' in out
+    rows = launch.read_results(osp.join(work, 'results.csv'))
+    assert sorted((r['method'], r['variant']) for r in rows) == [
+        ('ft_lq', ''), ('hicd_no_cross', 'default'), ('hicd_no_cross', 'ft'), ('lq', ''),
+        ('teacher_hq', ''), ('teacher_lq', '')]
+    # resume: only the failed runs are done again, the teacher is reused
     out = run_tool(*common)
-    assert '1 run(s) to do, 4 already' in out and 'training teacher' not in out
-    rows = ex.read_results(osp.join(work, 'results.csv'))
-    by_method = {r['method']: r for r in rows}
-    assert len(rows) == 5 and set(by_method) == {'teacher_hq', 'teacher_lq', 'lq', 'hicd',
-                                                 'hicd_no_cross'}
-    assert by_method['teacher_hq']['setting'] == 'clean'
+    assert '2 run(s) to do, 6 already' in out and 'training teacher' not in out
+    rows = launch.read_results(osp.join(work, 'results.csv'))
+    assert len(rows) == 8 and {r['split'] for r in rows} == {'val'}
     for row in rows:
         assert 0 <= float(row['F1']) <= 100 and float(row['train_seconds']) > 0
-        assert osp.isdir(osp.join(work, row['work_dir']))
-    assert by_method['teacher_lq']['train_seconds'] == by_method['teacher_hq']['train_seconds']
-    report = open(osp.join(work, 'results.md')).read()
-    assert '| HiCD | – | ' in report and '| HiCD w/o cross |' in report
+        assert row['best_iter'] in ('2', '4') and osp.isdir(osp.join(work, row['work_dir']))
+        if row['method'] not in pl.TEACHER_METHODS:
+            # the val split evaluated at the best checkpoint reproduces the validation that
+            # chose it: for distillers, the exported student is that checkpoint's student
+            assert float(row['F1']) == pytest.approx(float(row['val_F1']), abs=1e-3), row
+    teacher = [r for r in rows if r['method'] in pl.TEACHER_METHODS]
+    assert len({(r['best_iter'], r['val_F1'], r['train_seconds']) for r in teacher}) == 1
+    report_text = open(osp.join(work, 'results.md')).read()
+    assert '| ft |' in report_text and 'ΔF1 vs ft_lq' in report_text
     assert osp.getsize(osp.join(work, 'results_f1.png')) > 0
-    assert '0 run(s) to do, 5 already' in run_tool(*common, '--dry-run')
+    assert '0 run(s) to do, 8 already' in run_tool(*common, '--dry-run')

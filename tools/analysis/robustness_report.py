@@ -26,7 +26,6 @@ See docs/robustness.md.
 """
 import argparse
 import copy
-import csv
 import os
 import os.path as osp
 import sys
@@ -36,13 +35,17 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import LOOPS, RUNNERS
 from mmengine.runner import Runner, TestLoop
 
-import hicd_mm  # noqa: F401  (registers components, checkpoint safe globals)
-from hicd_mm.utils import setup_work_dir
-from hicd_mm.utils.checkpoint import load_weights
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+sys.path.insert(0, osp.join(REPO, 'tools'))  # tools/: hicd_tools
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/: hicd_tools
+import hicd_mm  # noqa: F401,E402  (registers components, checkpoint safe globals)
+from hicd_mm.utils import setup_work_dir  # noqa: E402
+from hicd_mm.utils.checkpoint import load_weights  # noqa: E402
 from hicd_tools.test_options import (degradation_family, make_test_degradation,  # noqa: E402
                                      valid_degradation_names, with_test_degradation)
+from tools.analysis import report  # noqa: E402
 
 CLEAN = 'clean'
 CSV_NAME, MD_NAME, PNG_NAME = 'robustness.csv', 'robustness.md', 'robustness.png'
@@ -138,17 +141,7 @@ def read_rows(path: str) -> Tuple[List[str], List[dict]]:
     Raises:
         ValueError: The file lacks the key columns (it is not a robustness CSV).
     """
-    if not osp.isfile(path):
-        return [], []
-    with open(path, newline='') as f:
-        reader = csv.DictReader(f)
-        header = list(reader.fieldnames or [])
-        rows = list(reader)
-    missing = [k for k in HEAD_FIELDS + (SUMMARY_METRIC, ) if k not in header]
-    if header and missing:
-        raise ValueError(f'{path!r} is not a robustness CSV: columns {missing} missing '
-                         f'(got {header}); remove it or choose another --out-dir')
-    return header, rows
+    return report.read_csv(path, HEAD_FIELDS + (SUMMARY_METRIC, ), 'robustness CSV')
 
 
 def check_same_checkpoint(rows: Iterable[dict], checkpoint: str, path: str) -> None:
@@ -179,15 +172,10 @@ def make_row(cell: Cell, seed: int, samples: int, metrics: Dict[str, float],
 
 def append_row(path: str, header: List[str], row: dict) -> List[str]:
     """Append ``row`` (creating the CSV with a header made from it); returns the header."""
-    new = not header
-    if new:
+    if not header:
         header = list(HEAD_FIELDS) + [k for k in row if k not in HEAD_FIELDS + ('checkpoint', )]
         header.append('checkpoint')
-    with open(path, 'a', newline='') as f:
-        writer = csv.DictWriter(f, fieldnames=header, extrasaction='ignore', restval='')
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
+    report.append_csv_row(path, header, row)
     return header
 
 
@@ -278,30 +266,27 @@ def f1_table(rows: List[dict], column: str, clean_f1: Optional[float]) -> List[s
     levels = _levels(rows, column)
     names = list(dict.fromkeys(r['degradation'] for r in rows))
     lookup = {(r['degradation'], r[column]): _f1(r) for r in rows}
-    lines = ['| degradation | ' + ' | '.join(f'{column} {lv}' for lv in levels) +
-             ' | mean | drop vs clean |',
-             '|---|' + '---:|' * (len(levels) + 2)]
+    body = []
     for name in names:
         values = [lookup.get((name, lv)) for lv in levels]
         known = [v for v in values if v is not None]
         mean = sum(known) / len(known) if known else None
         drop = None if mean is None or clean_f1 is None else clean_f1 - mean
-        lines.append(f'| {name} | ' + ' | '.join(_cell_text(v) for v in values) +
-                     f' | {_cell_text(mean)} | {_cell_text(drop)} |')
-    return lines
+        body.append([name, *[_cell_text(v) for v in values], _cell_text(mean),
+                     _cell_text(drop)])
+    return report.markdown_table(
+        ['degradation', *[f'{column} {lv}' for lv in levels], 'mean', 'drop vs clean'], body,
+        ['l'] + ['r'] * (len(levels) + 2))
 
 
 def metrics_table(header: List[str], rows: List[dict]) -> List[str]:
     """Markdown lines: every metric of every row."""
     metrics = [k for k in header if k not in HEAD_FIELDS + ('checkpoint', )]
     columns = list(HEAD_FIELDS) + metrics
-    lines = ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(HEAD_FIELDS) +
-             '---:|' * len(metrics)]
-    for row in rows:
-        cells = [row.get(k) or '-' for k in HEAD_FIELDS]
-        cells += [_cell_text(_float(row.get(k))) for k in metrics]
-        lines.append('| ' + ' | '.join(cells) + ' |')
-    return lines
+    body = [[row.get(k) or '-' for k in HEAD_FIELDS] +
+            [_cell_text(_float(row.get(k))) for k in metrics] for row in rows]
+    return report.markdown_table(columns, body,
+                                 ['l'] * len(HEAD_FIELDS) + ['r'] * len(metrics))
 
 
 def _float(value: Optional[str]) -> Optional[float]:
@@ -334,21 +319,12 @@ def write_markdown(path: str, header: List[str], rows: List[dict], seed: int, co
     lines += metrics_table(header, ([clean] if clean else []) + cells) + ['']
     lines += ['"drop vs clean" is the clean F1 minus the mean F1 over the levels. Groups '
               '(blur, noise, single) draw one of their kinds per sample from the seed.', '']
-    _write_text(path, '\n'.join(lines))
-
-
-def _write_text(path: str, text: str) -> None:
-    tmp = f'{path}.tmp-{os.getpid()}'
-    with open(tmp, 'w') as f:
-        f.write(text)
-    os.replace(tmp, path)
+    report.write_text(path, '\n'.join(lines))
 
 
 def plot(path: str, rows: List[dict], seed: int) -> None:
     """Write ``robustness.png``: F1 vs severity (and vs scale), one line per degradation."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    plt = report.pyplot()
     clean, cells = report_rows(rows, seed)
     panels = [(c, [r for r in cells if r[c]]) for c in ('severity', 'scale')]
     panels = [p for p in panels if p[1]] or [('severity', [])]
@@ -370,11 +346,7 @@ def plot(path: str, rows: List[dict], seed: int) -> None:
         ax.set_title(f'{SUMMARY_METRIC} vs {column} (seed {seed})')
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize='small')
-    fig.tight_layout()
-    tmp = f'{path}.tmp-{os.getpid()}.png'
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
+    report.save_figure(fig, path, dpi=120)
 
 
 def load_config(args: argparse.Namespace) -> Config:
