@@ -1,6 +1,7 @@
 """Response (logit) distillation of the per-pixel change probability."""
 from typing import Optional
 
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
@@ -82,8 +83,9 @@ class ResponseKDLoss(nn.Module):
             raise ValueError('student and teacher logits must agree in batch size and classes, '
                              f'got {tuple(logits_s.shape)} and {tuple(logits_t.shape)}')
         logits_s = match_spatial(logits_s, logits_t, self.resize_mode)
-        z_s = logits_s.float() / self.tau
-        z_t = logits_t.detach().float() / self.tau
+        dtype = torch.promote_types(logits_s.dtype, torch.float32)
+        z_s = logits_s.to(dtype) / self.tau
+        z_t = logits_t.detach().to(dtype) / self.tau
         if z_s.shape[1] == 1:
             # Binary KL from log-sigmoids: log p = logsigmoid(z), log(1 - p) = logsigmoid(-z).
             lp_s, lq_s = F.logsigmoid(z_s), F.logsigmoid(-z_s)
