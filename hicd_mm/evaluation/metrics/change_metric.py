@@ -177,7 +177,7 @@ class ChangeMetric(BaseMetric):
             if logits is None:
                 acc['without_logits'] += 1
                 continue
-            prob = change_probability(logits['data'])
+            prob = change_probability(logits['data']).squeeze()
             acc['hist'] += probability_histograms(prob, gt, self.ap_bins, self.ignore_index)
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
