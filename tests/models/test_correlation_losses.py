@@ -4,19 +4,39 @@ import torch
 import torch.nn.functional as F
 
 from hicd_mm.models.losses import (ChannelWiseDivergenceLoss, CrossCorrelationLoss,
-                                   FeatureMSELoss, GlobalCorrelationLoss, SelfCorrelationLoss,
-                                   correlation as corr)
+                                   FeatureMSELoss, GlobalCorrelationLoss, SelfCorrelationLoss)
+from hicd_mm.models.losses import correlation as corr
+from hicd_mm.models.losses import correlation_reference as ref_impl
+from hicd_mm.models.losses.feature_preparation import flatten_features
 from hicd_mm.registry import MODELS
 
 # (B, C_s, C_t, H, W)
 SHAPES = [(2, 8, 16, 5, 7), (3, 32, 4, 9, 9), (1, 6, 6, 1, 11), (4, 64, 48, 12, 10)]
+
+
+def self_mse(x_s, x_t, gram_dtype=torch.float64):
+    return corr.correlation_mse(x_s, x_s, x_t, x_t, gram_dtype)
+
+
+def self_mse_explicit(x_s, x_t):
+    return ref_impl.correlation_mse_explicit(x_s, x_s, x_t, x_t)
+
+
 MSE_PAIRS = {
-    'self': (corr.self_correlation_mse, corr.self_correlation_mse_explicit),
-    'global': (corr.global_correlation_mse, corr.global_correlation_mse_explicit),
+    'self': (self_mse, self_mse_explicit),
+    'batch': (corr.batch_correlation_mse, ref_impl.batch_correlation_mse_explicit),
+    'cross_image': (corr.cross_image_correlation_mse,
+                    ref_impl.cross_image_correlation_mse_explicit),
+    'cross': (corr.correlation_mse, ref_impl.correlation_mse_explicit),
 }
 KL_PAIRS = {
-    'self': (corr.self_correlation_kl, corr.self_correlation_kl_explicit),
-    'global': (corr.global_correlation_kl, corr.global_correlation_kl_explicit),
+    'self': (lambda a, b, tau, chunk_size: corr.correlation_kl(a, a, b, b, tau, chunk_size),
+             lambda a, b, tau: ref_impl.correlation_kl_explicit(a, a, b, b, tau)),
+    'cross_image': (lambda a, b, tau, chunk_size: corr.cross_image_correlation_kl(
+        a, b, tau, chunk_size), ref_impl.cross_image_correlation_kl_explicit),
+    'cross': (lambda a, b, c, d, tau, chunk_size: corr.correlation_kl(a, b, c, d, tau,
+                                                                      chunk_size),
+              lambda a, b, c, d, tau: ref_impl.correlation_kl_explicit(a, b, c, d, tau)),
 }
 
 
@@ -45,8 +65,8 @@ def make_inputs(shape, seed=0, dtype=torch.float32, dates=1):
 
 def loss_and_grad(fn, xs, xt):
     """Flatten and normalise the maps, apply ``fn`` and differentiate w.r.t. the student."""
-    flat_s = [corr.flatten_features(x) for x in xs]
-    flat_t = [corr.flatten_features(x) for x in xt]
+    flat_s = [flatten_features(x) for x in xs]
+    flat_t = [flatten_features(x) for x in xt]
     if len(xs) == 1:
         loss = fn(flat_s[0], flat_t[0])
     else:
@@ -55,11 +75,12 @@ def loss_and_grad(fn, xs, xt):
 
 
 @pytest.mark.parametrize('shape', SHAPES)
-@pytest.mark.parametrize('term', ['self', 'global', 'cross'])
+@pytest.mark.parametrize('term', ['self', 'batch', 'cross_image', 'cross'])
 def test_gram_path_matches_explicit(shape, term):
+    if term == 'cross_image' and shape[0] == 1:
+        pytest.skip('no other image in a batch of one (tested separately)')
     dates = 2 if term == 'cross' else 1
-    fast, ref = ((corr.cross_correlation_mse, corr.cross_correlation_mse_explicit)
-                 if term == 'cross' else MSE_PAIRS[term])
+    fast, ref = MSE_PAIRS[term]
     # float32 inputs against the float64 explicit reference (the float32 explicit sum itself
     # carries ~1e-6 relative error at these sizes).
     xs, xt = make_inputs(shape, seed=sum(shape), dates=dates)
@@ -93,22 +114,24 @@ def test_gram_backward_gradcheck():
         (corr.correlation_mse, (rs, ks, rt, kt)),  # cross
         (lambda a, b: corr.correlation_mse(a, a, b, b), (rs, rt)),  # self
         (lambda a, b, c: corr.correlation_mse(a, a, b, c), (rs, rt, kt5)),  # mixed
-        (lambda a, b: corr.global_correlation_mse(a, b), (rs, rt)),
+        (lambda a, b: corr.batch_correlation_mse(a, b), (rs, rt)),
+        (lambda a, b: corr.cross_image_correlation_mse(a, b), (rs, rt)),
+        (lambda a, b, c, d: corr.cross_image_correlation_mse(a, b, rows_s=c, rows_t=d),
+         (rs, rt, rnd(3, 4), rnd(4, 4))),
     ]
     for fn, inputs in cases:
         assert torch.autograd.gradcheck(fn, inputs)
     # Gradients in the input dtype (float32) when gram_dtype is float64.
     x = torch.randn(2, 3, 6, requires_grad=True)
-    (grad,) = torch.autograd.grad(corr.self_correlation_mse(x, torch.randn(2, 5, 6)), x)
+    (grad,) = torch.autograd.grad(self_mse(x, torch.randn(2, 5, 6)), x)
     assert grad.dtype == torch.float32
 
 
-@pytest.mark.parametrize('term', ['self', 'cross'])
+@pytest.mark.parametrize('term', ['self', 'cross', 'cross_image'])
 def test_gram_path_in_several_position_chunks(monkeypatch, term):
     monkeypatch.setattr(corr, 'GRAM_CHUNK_ELEMENTS', 1)  # 128 positions per chunk
     dates = 2 if term == 'cross' else 1
-    fast, ref = ((corr.cross_correlation_mse, corr.cross_correlation_mse_explicit)
-                 if term == 'cross' else MSE_PAIRS[term])
+    fast, ref = MSE_PAIRS[term]
     xs, xt = make_inputs((2, 4, 3, 15, 20), seed=11, dates=dates, dtype=torch.float64)
     loss, grads = loss_and_grad(fast, xs, xt)
     loss_ref, grads_ref = loss_and_grad(ref, xs, xt)
@@ -122,11 +145,11 @@ def test_gram_float64_avoids_cancellation():
     g = torch.Generator().manual_seed(1)
     t = torch.randn(2, 64, 32, 32, generator=g)
     s = t + 1e-4 * torch.randn(t.shape, generator=g)
-    xs, xt = corr.flatten_features(s), corr.flatten_features(t)
-    ref = corr.self_correlation_mse_explicit(xs.double(), xt.double())
-    assert rel(corr.self_correlation_mse(xs, xt), ref.float()) < 1e-5
+    xs, xt = flatten_features(s), flatten_features(t)
+    ref = self_mse_explicit(xs.double(), xt.double())
+    assert rel(self_mse(xs, xt), ref.float()) < 1e-5
     # Without the float64 Gram products the same value is dominated by rounding error.
-    assert rel(corr.self_correlation_mse(xs, xt, gram_dtype=None), ref.float()) > 0.1
+    assert rel(self_mse(xs, xt, gram_dtype=None), ref.float()) > 0.1
 
 
 def test_gram_clamped_at_zero():
@@ -135,16 +158,16 @@ def test_gram_clamped_at_zero():
         g = torch.Generator().manual_seed(seed)
         t = torch.randn(2, 64, 16, 16, generator=g)
         s = t + 1e-6 * torch.randn(t.shape, generator=g)
-        xs, xt = corr.flatten_features(s), corr.flatten_features(t)
+        xs, xt = flatten_features(s), flatten_features(t)
         for dtype in (None, torch.float64):
-            loss = corr.self_correlation_mse(xs, xt, gram_dtype=dtype)
+            loss = self_mse(xs, xt, gram_dtype=dtype)
             assert 0 <= loss.item() < 1e-7
         # Where a sample's unclamped float32 value is negative, its gradient is 0 (clamp_min).
         g_ss, g_tt, g_st = corr._grams(xs, xt, torch.float32)
         unclamped = (corr._frobenius_inner(g_ss, g_ss) - 2 * corr._frobenius_inner(g_st, g_st)
                      + corr._frobenius_inner(g_tt, g_tt))
         xs_ = xs.clone().requires_grad_()
-        (grad,) = torch.autograd.grad(corr.self_correlation_mse(xs_, xt, gram_dtype=None), xs_)
+        (grad,) = torch.autograd.grad(self_mse(xs_, xt, gram_dtype=None), xs_)
         for b in range(2):
             if unclamped[b] < 0:
                 assert grad[b].abs().max() == 0
@@ -152,27 +175,37 @@ def test_gram_clamped_at_zero():
                 assert grad[b].abs().max() > 0
 
 
-def test_global_explicit_matches_concatenated_positions():
-    """K is the affinity of all positions of all images: the per-image A on its diagonal."""
+def test_batch_and_cross_image_against_concatenated_positions():
+    """K is the affinity of all positions of all images: the per-image A on its diagonal;
+    the cross-image term is K without its diagonal blocks."""
     xs, xt = make_inputs((3, 4, 5, 3, 2), seed=4)
-    a, b = corr.flatten_features(xs[0]), corr.flatten_features(xt[0])
+    a, b = flatten_features(xs[0]), flatten_features(xt[0])
     cat_s, cat_t = torch.cat(list(a), dim=1), torch.cat(list(b), dim=1)  # (C, B N)
     k_s, k_t = cat_s.T @ cat_s, cat_t.T @ cat_t
     expected = ((k_s - k_t)**2).sum() / (3 * 6)**2
-    assert rel(corr.global_correlation_mse_explicit(a, b), expected) < 1e-6
-    assert rel(corr.global_correlation_mse(a, b), expected) < 1e-5
+    assert rel(ref_impl.batch_correlation_mse_explicit(a, b), expected) < 1e-6
+    assert rel(corr.batch_correlation_mse(a, b), expected) < 1e-5
     assert torch.allclose(k_s[6:12, 6:12], a[1].T @ a[1], atol=1e-6)
-    log_p_s, log_p_t = torch.log_softmax(k_s, 1), torch.log_softmax(k_t, 1)
-    kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(1).mean()
-    assert rel(corr.global_correlation_kl(a, b, chunk_size=4), kl) < 1e-5
+    off = torch.ones(18, 18, dtype=torch.bool)
+    for i in range(3):
+        off[6 * i:6 * i + 6, 6 * i:6 * i + 6] = False
+    expected_off = ((k_s - k_t)**2)[off].sum() / (3 * 2 * 36)
+    assert rel(corr.cross_image_correlation_mse(a, b), expected_off) < 1e-5
+    # KL: every row is a softmax over the other images' columns only.
+    rows = []
+    for r in range(18):
+        log_p_s = torch.log_softmax(k_s[r][off[r]], 0)
+        log_p_t = torch.log_softmax(k_t[r][off[r]], 0)
+        rows.append((log_p_t.exp() * (log_p_t - log_p_s)).sum())
+    kl = torch.stack(rows).mean()
+    assert rel(corr.cross_image_correlation_kl(a, b, chunk_size=4), kl) < 1e-5
 
 
 @pytest.mark.parametrize('chunk_size', [3, 7, 1024])
-@pytest.mark.parametrize('term', ['self', 'global', 'cross'])
+@pytest.mark.parametrize('term', ['self', 'cross_image', 'cross'])
 def test_kl_chunked_matches_explicit(chunk_size, term):
     dates = 2 if term == 'cross' else 1
-    fast, ref = ((corr.cross_correlation_kl, corr.cross_correlation_kl_explicit)
-                 if term == 'cross' else KL_PAIRS[term])
+    fast, ref = KL_PAIRS[term]
     xs, xt = make_inputs((2, 8, 12, 6, 5), seed=chunk_size, dates=dates)
     for tau in (1.0, 0.3):
         def chunked(*x):
@@ -191,7 +224,7 @@ def test_kl_chunked_matches_explicit(chunk_size, term):
 
 def test_kl_explicit_matches_naive_loop():
     xs, xt = make_inputs((2, 4, 3, 3, 4), seed=3)
-    a, b = corr.flatten_features(xs[0]), corr.flatten_features(xt[0])
+    a, b = flatten_features(xs[0]), flatten_features(xt[0])
     tau, total = 0.5, 0.0
     for i in range(2):
         aff_s, aff_t = a[i].T @ a[i] / tau, b[i].T @ b[i] / tau
@@ -199,7 +232,7 @@ def test_kl_explicit_matches_naive_loop():
             p_t = torch.softmax(aff_t[r], 0)
             total += (p_t * (p_t.log() - torch.log_softmax(aff_s[r], 0))).sum()
     expected = total / (2 * 12) * tau**2
-    assert rel(corr.self_correlation_kl_explicit(a, b, tau), expected) < 1e-6
+    assert rel(ref_impl.correlation_kl_explicit(a, a, b, b, tau), expected) < 1e-6
 
 
 def build_losses(**kwargs):
@@ -246,15 +279,37 @@ def test_identical_zero_and_different_positive(distance):
 
 
 @pytest.mark.parametrize('distance', ['mse', 'kl'])
-def test_global_with_batch_of_one_equals_self(distance):
+def test_global_all_blocks_with_batch_of_one_equals_self(distance):
     xs, xt = make_inputs((1, 8, 12, 7, 6), seed=5)
-    glob = GlobalCorrelationLoss(distance=distance)(xs[0], xt[0])
+    glob = GlobalCorrelationLoss(distance=distance, blocks='all')(xs[0], xt[0])
     self_ = SelfCorrelationLoss(distance=distance)(xs[0], xt[0])
     assert rel(glob, self_) < 1e-6
     # ... but not for a larger batch, where inter-image relations enter.
     xs, xt = make_inputs((2, 8, 12, 7, 6), seed=5)
-    assert rel(GlobalCorrelationLoss(distance=distance)(xs[0], xt[0]),
+    assert rel(GlobalCorrelationLoss(distance=distance, blocks='all')(xs[0], xt[0]),
                SelfCorrelationLoss(distance=distance)(xs[0], xt[0])) > 1e-3
+
+
+@pytest.mark.parametrize('distance', ['mse', 'kl'])
+def test_cross_image_global_is_not_the_self_term(distance):
+    """Batch of one: no other image, so loss 0 and a zero gradient. A student that matches
+    the teacher within every image but not across images has a zero self term and a
+    positive cross-image term."""
+    xs, xt = make_inputs((1, 8, 12, 7, 6), seed=5)
+    s = xs[0]
+    loss = GlobalCorrelationLoss(distance=distance)(s, xt[0])
+    (grad,) = torch.autograd.grad(loss, s)
+    assert loss.item() == 0 and grad.abs().max() == 0
+    # Two images whose student features equal the teacher's within each image but with the
+    # second image's channels rotated: self affinities agree exactly (self term 0), the
+    # relations between the images do not (cross-image term > 0).
+    g = torch.Generator().manual_seed(3)
+    t = torch.randn(2, 6, 5, 5, generator=g)
+    q, _ = torch.linalg.qr(torch.randn(6, 6, generator=g, dtype=torch.float64))
+    s = t.clone()
+    s[1] = torch.einsum('ij,jhw->ihw', q.float(), t[1])
+    assert SelfCorrelationLoss(distance=distance)(s, t).item() < 1e-6
+    assert GlobalCorrelationLoss(distance=distance)(s, t).item() > 1e-3
 
 
 def test_spatial_mismatch():
@@ -281,9 +336,9 @@ def test_teacher_gets_no_gradient_but_student_does():
 
 def test_pooling_reduces_positions():
     f = torch.randn(2, 8, 40, 20)
-    assert corr.flatten_features(f, pool_size=16).shape == (2, 8, 16 * 16)
-    assert corr.flatten_features(f, pool_size=30).shape == (2, 8, 30 * 20)
-    assert corr.flatten_features(f, pool_size=64).shape == (2, 8, 800)
+    assert flatten_features(f, pool_size=16).shape == (2, 8, 16 * 16)
+    assert flatten_features(f, pool_size=30).shape == (2, 8, 30 * 20)
+    assert flatten_features(f, pool_size=64).shape == (2, 8, 800)
     pooled = F.adaptive_avg_pool2d(f, (16, 16))
     t = torch.randn(2, 4, 40, 20)
     loss = SelfCorrelationLoss(pool_size=16)(f, t)
@@ -294,12 +349,12 @@ def test_pooling_reduces_positions():
 def test_normalisation_and_zero_vectors():
     f = torch.randn(2, 5, 3, 4)
     f[0, :, 1, 2] = 0
-    x = corr.flatten_features(f)
+    x = flatten_features(f)
     norms = x.norm(dim=1)
     assert norms[0, 1 * 4 + 2] == 0
     norms[0, 1 * 4 + 2] = 1
     assert torch.allclose(norms, torch.ones_like(norms), atol=1e-6)
-    assert torch.equal(corr.flatten_features(f, normalize=False), f.flatten(2))
+    assert torch.equal(flatten_features(f, normalize=False), f.flatten(2))
 
 
 def test_sample_pixels_and_loss_weight():
@@ -317,6 +372,7 @@ def test_sample_pixels_and_loss_weight():
                        call(cls(distance=distance), s, t)) < 1e-6
     # Same indices for student and teacher: identical maps still give 0.
     assert GlobalCorrelationLoss(distance='kl', sample_pixels=40)(s, s.clone()) <= 1e-7
+    assert GlobalCorrelationLoss(sample_pixels=40)(s, s.clone()) <= 1e-7
 
 
 def test_registry_names_and_validation():
@@ -330,12 +386,22 @@ def test_registry_names_and_validation():
     assert SelfCorrelationLoss(loss_name='loss_x').loss_name == 'loss_x'
     bad = [dict(distance='l1'), dict(tau=0), dict(tau=-1.0), dict(pool_size=0),
            dict(chunk_size=0), dict(sample_pixels=0), dict(resize_mode='nearest'),
-           dict(gram_dtype='int64'), dict(gram_dtype='float99'), dict(loss_name='self')]
+           dict(gram_dtype='int64'), dict(gram_dtype='float99'), dict(loss_name='self'),
+           dict(loss_weight=-1.0), dict(class_balance='columns'),
+           dict(class_balance='pairs', distance='kl')]
     for kwargs in bad:
         with pytest.raises(ValueError):
             SelfCorrelationLoss(**kwargs)
     with pytest.raises(ValueError, match='batch sizes'):
         SelfCorrelationLoss()(torch.randn(2, 3, 4, 4), torch.randn(3, 3, 4, 4))
+    for kwargs in (dict(blocks='diagonal'), dict(loss_weight=-0.5)):
+        with pytest.raises(ValueError):
+            GlobalCorrelationLoss(**kwargs)
+    with pytest.raises(ValueError, match='class_balance'):
+        CrossCorrelationLoss(class_balance='rows')
+    with pytest.raises(ValueError, match='label'):
+        SelfCorrelationLoss(class_balance='rows')(torch.randn(2, 3, 4, 4),
+                                                  torch.randn(2, 3, 4, 4))
     with pytest.raises(ValueError, match='same shape'):
         CrossCorrelationLoss()(torch.randn(2, 3, 4, 4), torch.randn(2, 3, 5, 4),
                                torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4))
@@ -414,33 +480,159 @@ def test_benchmark_worker_runs():
     assert gram['value'] == pytest.approx(expl['value'], rel=1e-5)
 
 
-def test_shared_feature_preparation_keeps_values_and_gradients():
-    """Inside the block each map is prepared once; losses and gradients are unchanged."""
-    g = torch.Generator().manual_seed(11)
-    fs = [torch.randn(2, 5, 6, 7, generator=g, requires_grad=True) for _ in range(2)]
-    ft = [torch.randn(2, 3, 6, 7, generator=g) for _ in range(2)]
-    losses = [corr.SelfCorrelationLoss(), corr.GlobalCorrelationLoss(pool_size=4),
-              corr.SelfCorrelationLoss(pool_size=4)]
-    cross = corr.CrossCorrelationLoss()
+# --------------------------------------------------------------------------- change-aware
+def naive_balanced_weights(label):
+    """Per-pixel class-balancing weights on the label's own grid, by plain loops."""
+    b = label.shape[0]
+    flat = label.reshape(b, -1)
+    n = flat.shape[1]
+    out = torch.zeros(b, n)
+    for i in range(b):
+        changed = (flat[i] == 1).sum().item()
+        unchanged = (flat[i] == 0).sum().item()
+        for j in range(n):
+            if flat[i, j] == 1:
+                out[i, j] = n * (0.5 if unchanged else 1.0) / changed
+            elif flat[i, j] == 0:
+                out[i, j] = n * (0.5 if changed else 1.0) / unchanged
+    return out
 
-    def total():
-        out = sum(m(fs[d], ft[d]) for m in losses for d in (0, 1))
-        return out + cross(fs[0], fs[1], ft[0], ft[1])
 
-    ref = total()
-    ref_grads = torch.autograd.grad(ref, fs)
-    calls = []
-    original = corr.flatten_features
-    corr.flatten_features = lambda *a, **k: calls.append(1) or original(*a, **k)
-    try:
-        with corr.shared_feature_preparation():
-            shared = total()
-    finally:
-        corr.flatten_features = original
-    shared_grads = torch.autograd.grad(shared, fs)
-    # 2 option sets (pool None / 4) x 2 dates x (student + teacher)
-    assert len(calls) == 8
-    assert torch.allclose(shared, ref, rtol=1e-12, atol=0)
-    for a, b in zip(shared_grads, ref_grads):
-        assert torch.allclose(a, b, rtol=1e-5, atol=1e-7)  # float32: summation order differs
-    assert corr._active_preparation_cache() is None
+def test_class_balanced_position_weights():
+    from hicd_mm.models.losses import class_balanced_position_weights
+    g = torch.Generator().manual_seed(0)
+    label = (torch.rand(4, 1, 6, 5, generator=g) < 0.2).long()
+    label[1] = 0  # no change in sample 1
+    label[2, 0, 0, :3] = 255  # ignored pixels
+    w = class_balanced_position_weights(label, (6, 5))
+    torch.testing.assert_close(w, naive_balanced_weights(label))
+    for i in (0, 3):
+        changed = label[i].flatten() == 1
+        assert w[i][changed].sum().item() == pytest.approx(15, rel=1e-5)
+        assert w[i][~changed].sum().item() == pytest.approx(15, rel=1e-5)
+    assert torch.allclose(w[1], torch.ones(30))
+    assert (w[2].reshape(6, 5)[0, :3] == 0).all()
+    # On a coarser grid a cell counts by its changed fraction: 2x2 blocks of a 4x4 label.
+    label = torch.zeros(1, 4, 4, dtype=torch.long)
+    label[0, :2, :2] = 1  # one fully changed cell
+    label[0, 2, 2] = 1  # a quarter of another cell
+    w = class_balanced_position_weights(label, (2, 2))
+    c = torch.tensor([1.0, 0.0, 0.0, 0.25])
+    u = 1 - c
+    expected = 4 * (c / (2 * c.sum()) + u / (2 * u.sum()))
+    torch.testing.assert_close(w[0], expected)
+
+
+def weighted_self_explicit(x_s, x_t, w, mode):
+    a_s, a_t = x_s.transpose(1, 2) @ x_s, x_t.transpose(1, 2) @ x_t
+    sq = (a_s - a_t).square()
+    weight = w[:, :, None] * (w[:, None, :] if mode == 'pairs' else 1)
+    return (sq * weight).sum() / sq.numel()
+
+
+@pytest.mark.parametrize('mode', ['rows', 'pairs'])
+def test_class_balanced_self_and_global_match_explicit(mode):
+    g = torch.Generator().manual_seed(5)
+    s = torch.randn(3, 6, 5, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    t = torch.randn(3, 9, 5, 4, generator=g, dtype=torch.float64)
+    label = (torch.rand(3, 1, 5, 4, generator=g) < 0.3).long()
+    w = naive_balanced_weights(label).double()
+    for loss_cls, reference in ((SelfCorrelationLoss, weighted_self_explicit),
+                                (GlobalCorrelationLoss, cross_image_weighted_explicit)):
+        loss = loss_cls(class_balance=mode)(s, t, label)
+        expected = reference(flatten_features(s), flatten_features(t), w, mode)
+        # The weights are float32 (computed from the label), the features float64.
+        assert rel(loss, expected) < 1e-6
+        (grad,) = torch.autograd.grad(loss, s)
+        (grad_ref,) = torch.autograd.grad(expected, s)
+        assert rel(grad, grad_ref) < 1e-6
+    # A label without change gives weights 1: the plain loss.
+    zero = torch.zeros_like(label)
+    for loss_cls in (SelfCorrelationLoss, GlobalCorrelationLoss):
+        assert rel(loss_cls(class_balance=mode)(s, t, zero), loss_cls()(s, t)) < 1e-12
+
+
+def cross_image_weighted_explicit(x_s, x_t, w, mode):
+    b, _, n = x_s.shape
+    total = x_s.new_zeros(())
+    for i in range(b):
+        for j in range(b):
+            if i != j:
+                sq = (x_s[i].T @ x_s[j] - x_t[i].T @ x_t[j]).square()
+                weight = w[i][:, None] * (w[j][None, :] if mode == 'pairs' else 1)
+                total = total + (sq * weight).sum()
+    return total / (b * (b - 1) * n * n)
+
+
+def test_class_balanced_kl_rows_match_explicit():
+    g = torch.Generator().manual_seed(6)
+    s = torch.randn(2, 5, 4, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    t = torch.randn(2, 7, 4, 4, generator=g, dtype=torch.float64)
+    label = (torch.rand(2, 4, 4, generator=g) < 0.3).long()
+    w = naive_balanced_weights(label).double()
+    xs, xt = flatten_features(s), flatten_features(t)
+    loss = SelfCorrelationLoss(distance='kl', tau=0.5, class_balance='rows',
+                               chunk_size=5)(s, t, label)
+    expected = ref_impl.correlation_kl_explicit(xs, xs, xt, xt, 0.5, row_weights=w)
+    assert rel(loss, expected) < 1e-6
+    glob = GlobalCorrelationLoss(distance='kl', tau=0.1, class_balance='rows')(s, t, label)
+    assert rel(glob, ref_impl.cross_image_correlation_kl_explicit(xs, xt, 0.1, w)) < 1e-6
+
+
+# --------------------------------------------------------------------------- response KD
+def naive_response_kd(z_s, z_t, tau):
+    b, k, h, w = z_t.shape
+    total = 0.0
+    for i in range(b):
+        for y in range(h):
+            for x in range(w):
+                if k == 1:
+                    p_t = torch.sigmoid(z_t[i, 0, y, x] / tau)
+                    p_s = torch.sigmoid(z_s[i, 0, y, x] / tau)
+                    total += p_t * torch.log(p_t / p_s) + (1 - p_t) * torch.log(
+                        (1 - p_t) / (1 - p_s))
+                else:
+                    p_t = torch.softmax(z_t[i, :, y, x] / tau, 0)
+                    p_s = torch.softmax(z_s[i, :, y, x] / tau, 0)
+                    total += (p_t * (p_t.log() - p_s.log())).sum()
+    return total / (b * h * w) * tau**2
+
+
+@pytest.mark.parametrize('classes', [1, 2, 3])
+@pytest.mark.parametrize('tau', [1.0, 2.0])
+def test_response_kd_matches_naive(classes, tau):
+    from hicd_mm.models.losses import ResponseKDLoss
+    g = torch.Generator().manual_seed(classes)
+    z_s = torch.randn(2, classes, 4, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    z_t = torch.randn(2, classes, 4, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    loss = ResponseKDLoss(tau=tau, loss_weight=2.0)(z_s, z_t)
+    assert rel(loss, 2 * naive_response_kd(z_s, z_t, tau)) < 1e-9
+    loss.backward()
+    assert z_t.grad is None and z_s.grad.abs().sum() > 0
+    assert ResponseKDLoss()(z_s, z_s.detach().clone()).abs().item() < 1e-12
+
+
+def test_response_kd_class_balance_resize_and_errors():
+    from hicd_mm.models.losses import ResponseKDLoss
+    g = torch.Generator().manual_seed(0)
+    z_s, z_t = torch.randn(2, 2, 4, 4, generator=g), torch.randn(2, 2, 4, 4, generator=g)
+    label = (torch.rand(2, 1, 4, 4, generator=g) < 0.25).long()
+    w = naive_balanced_weights(label)
+    log_p_s, log_p_t = torch.log_softmax(z_s, 1), torch.log_softmax(z_t, 1)
+    kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(1).flatten(1)
+    loss = ResponseKDLoss(class_balance=True)(z_s, z_t, label)
+    assert rel(loss, (kl * w).mean()) < 1e-5
+    # The student's logits are resized to the teacher's grid.
+    small = torch.randn(2, 2, 2, 2, generator=g)
+    resized = F.interpolate(small, size=(4, 4), mode='bilinear', align_corners=False)
+    assert rel(ResponseKDLoss()(small, z_t), ResponseKDLoss()(resized, z_t)) < 1e-6
+    with pytest.raises(ValueError, match='resize'):
+        ResponseKDLoss(resize_mode='nearest')
+    for kwargs in (dict(tau=0), dict(loss_weight=-1), dict(loss_name='kd')):
+        with pytest.raises(ValueError):
+            ResponseKDLoss(**kwargs)
+    with pytest.raises(ValueError, match='classes'):
+        ResponseKDLoss()(torch.randn(2, 1, 4, 4), z_t)
+    with pytest.raises(ValueError, match='label'):
+        ResponseKDLoss(class_balance=True)(z_s, z_t)
+    assert MODELS.build(dict(type='ResponseKDLoss')).loss_name == 'loss_response_kd'

@@ -201,3 +201,166 @@ def test_config_mixin_matches_default_hicd_terms():
     cfg = Config.fromfile(f'{REPO_ROOT}/configs/_base_/hicd/hicd_default.py')
     assert cfg.hicd_terms.to_dict() == default_hicd_terms()
     assert default_hicd_terms()['chg_self']['loss']['pool_size'] == 64
+
+
+# ----------------------------------------------------------------- preparation, new terms
+def test_each_map_prepared_once_and_terms_equal_their_raw_losses(teacher_ckpt, monkeypatch):
+    """The distiller prepares every recorded map pair once per option set and the values
+    equal each loss module applied to the raw recorded maps."""
+    from hicd_mm.models.distillers import hicd_distiller
+    model = build(teacher_ckpt)
+    model.train()
+    calls = []
+    original = hicd_distiller.prepare_pair
+    monkeypatch.setattr(hicd_distiller, 'prepare_pair',
+                        lambda *a: calls.append(a[-1]) or original(*a))
+    losses = model(**model.data_preprocessor(batch(), True), mode='loss')
+    # 4 stages x 2 dates shared by sem_self / sem_cross / sem_global, plus the change map.
+    assert len(calls) == 4 * 2 + 1
+    student = model._recorded_features('student', {'change'})
+    teacher = model._recorded_features('teacher', {'change'})
+    mods = model.distill_losses
+    sem_s, sem_t = student['semantic'], teacher['semantic']
+    expected = dict(
+        sem_self=torch.stack([mods['sem_self'][s](sem_s[d][s], sem_t[d][s])
+                              for s in range(4) for d in (0, 1)]).mean(),
+        sem_cross=torch.stack([mods['sem_cross'][s](sem_s[0][s], sem_s[1][s], sem_t[0][s],
+                                                    sem_t[1][s]) for s in range(4)]).mean(),
+        sem_global=torch.stack([mods['sem_global'][s](sem_s[d][s], sem_t[d][s])
+                                for s in range(4) for d in (0, 1)]).mean(),
+        chg_self=mods['chg_self'][0](student['change'], teacher['change']),
+        chg_global=mods['chg_global'][0](student['change'], teacher['change']))
+    for term, value in expected.items():
+        torch.testing.assert_close(losses[f'distill.loss_{term}'], value)
+
+
+def change_aware_terms():
+    terms = default_hicd_terms()
+    terms['chg_self']['loss']['class_balance'] = 'rows'
+    terms['chg_kd'] = dict(feature='change_logits',
+                           loss=dict(type='ResponseKDLoss', tau=2.0, class_balance=True))
+    return terms
+
+
+def test_change_aware_and_response_kd_terms(teacher_ckpt):
+    model = build(teacher_ckpt, distill_terms=change_aware_terms())
+    assert model.term_features['chg_kd'] == 'change_logits'
+    model.train()
+    data = model.data_preprocessor(batch(), True)
+    torch.manual_seed(0)
+    losses = model(**data, mode='loss')
+    for term in ('chg_self', 'chg_kd'):
+        value = losses[f'distill.loss_{term}']
+        assert torch.isfinite(value) and value > 0
+        grads = torch.autograd.grad(value, list(model.student.parameters()), retain_graph=True,
+                                    allow_unused=True)
+        assert any(g is not None and g.abs().sum() > 0 for g in grads), term
+    # The response term sees the classifier's logits: equal to the loss on the recorded maps.
+    student = model._recorded_features('student', {'change_logits'})
+    teacher = model._recorded_features('teacher', {'change_logits'})
+    assert student['change_logits'].shape[1] == 2
+    label = torch.stack([s.gt_sem_seg.data for s in data['data_samples']])
+    torch.testing.assert_close(
+        losses['distill.loss_chg_kd'],
+        model.distill_losses['chg_kd'][0](student['change_logits'], teacher['change_logits'],
+                                          label))
+    # The class-balanced term depends on the label: a small change vs none.
+    sparse, empty = copy.deepcopy(data), copy.deepcopy(data)
+    for s_sparse, s_empty in zip(sparse['data_samples'], empty['data_samples']):
+        s_empty.gt_sem_seg.data = torch.zeros_like(s_empty.gt_sem_seg.data)
+        s_sparse.gt_sem_seg.data = torch.zeros_like(s_sparse.gt_sem_seg.data)
+        s_sparse.gt_sem_seg.data[..., 4:10, 4:10] = 1
+    values = [model(**d, mode='loss')['distill.loss_chg_self'] for d in (sparse, empty)]
+    assert not torch.allclose(values[0], values[1], rtol=1e-3)
+
+
+def test_bad_terms_are_errors_naming_the_key(teacher_ckpt):
+    terms = default_hicd_terms()
+    terms['chg_self']['loss']['loss_weight'] = -1.0
+    with pytest.raises(ValueError, match=r'distill_terms\.chg_self\.loss\.loss_weight'):
+        build(teacher_ckpt, distill_terms=terms)
+    # A response-KD term needs the classifier's logits; a conv block's output is not.
+    terms = change_aware_terms()
+    with pytest.raises(ValueError, match=r'distill_terms\.chg_kd.*change_feature\.student'):
+        build(teacher_ckpt, distill_terms=terms,
+              change_feature=dict(student='decode_head.fuse.2.1',
+                                  teacher='decode_head.fuse.2.1'))
+
+
+def test_init_student_from_teacher_with_other_architecture_is_an_error(teacher_ckpt):
+    with pytest.raises(ValueError, match=r'init_student_from_teacher.*shape-mismatched.*'
+                                         r'backbone'):
+        build(teacher_ckpt, student=detector_cfg(base_channels=8), teacher=detector_cfg(),
+              init_student_from_teacher=True)
+
+
+def test_set_distill_weight_scale(teacher_ckpt):
+    model = build(teacher_ckpt)
+    model.train()
+    data = model.data_preprocessor(batch(), True)
+    base = model(**data, mode='loss')
+    model.set_distill_weight_scale(0.5)
+    model.set_distill_weight_scale(0.25, term='chg_self')  # does not compound
+    half = model(**data, mode='loss')
+    for term in TERMS:
+        factor = 0.25 if term == 'chg_self' else 0.5
+        torch.testing.assert_close(half[f'distill.loss_{term}'],
+                                   factor * base[f'distill.loss_{term}'])
+    model.set_distill_weight_scale(1.0)
+    assert all(m.loss_weight == 1.0 for ms in model.distill_losses.values() for m in ms)
+    with pytest.raises(KeyError, match='sem_selff'):
+        model.set_distill_weight_scale(1.0, term='sem_selff')
+    for bad in (-0.1, float('nan')):
+        with pytest.raises(ValueError, match='scale'):
+            model.set_distill_weight_scale(bad)
+
+
+def test_gradient_stats_match_separate_backward_passes(teacher_ckpt):
+    model = build(teacher_ckpt)
+    model.train()
+    data = model.data_preprocessor(batch(), True)
+    assert model.pop_gradient_stats() is None
+    model.request_gradient_stats()
+    losses = model(**data, mode='loss')
+    stats = model.pop_gradient_stats()
+    assert model.pop_gradient_stats() is None  # once
+    params = list(model.student.parameters())
+
+    def flat(value):
+        grads = torch.autograd.grad(value, params, retain_graph=True, allow_unused=True)
+        return torch.cat([(g if g is not None else torch.zeros_like(p)).flatten()
+                          for g, p in zip(grads, params)])
+
+    task = flat(sum(v for k, v in losses.items() if 'loss' in k and not k.startswith('dis')))
+    distill = flat(sum(v for k, v in losses.items() if k.startswith('distill.')))
+    assert stats['task_grad_norm'] == pytest.approx(task.norm().item(), rel=1e-5)
+    assert stats['distill_grad_norm'] == pytest.approx(distill.norm().item(), rel=1e-5)
+    assert stats['distill_task_ratio'] == pytest.approx(
+        distill.norm().item() / task.norm().item(), rel=1e-5)
+    assert stats['distill_task_cosine'] == pytest.approx(
+        torch.nn.functional.cosine_similarity(task, distill, dim=0).item(), abs=1e-5)
+    # The measurement leaves the training step itself intact.
+    total, _ = model.parse_losses(losses)
+    total.backward()
+
+
+@pytest.mark.parametrize('mixin', ['hicd_change_aware', 'hicd_response_kd',
+                                   'hicd_schedule_linear', 'hicd_grad_ratio'])
+def test_hicd_mixins_build(mixin, teacher_ckpt):
+    """Every mixin of configs/_base_/hicd builds its terms and hooks; the defaults are kept."""
+    from hicd_mm.registry import HOOKS
+    cfg = Config.fromfile(f'{REPO_ROOT}/configs/_base_/hicd/{mixin}.py')
+    model = build(teacher_ckpt, distill_terms=cfg.hicd_terms.to_dict())
+    assert set(TERMS) <= set(model.distill_losses)
+    hooks = [HOOKS.build(h) for h in cfg.custom_hooks]
+    assert type(hooks[0]).__name__ == 'StudentCheckpointHook'
+    if mixin == 'hicd_change_aware':
+        assert model.distill_losses['chg_self'][0].class_balance == 'rows'
+        assert model.distill_losses['chg_global'][0].class_balance == 'rows'
+    if mixin == 'hicd_response_kd':
+        assert model.term_features['chg_kd'] == 'change_logits'
+    if mixin == 'hicd_schedule_linear':
+        assert type(hooks[1]).__name__ == 'DistillWeightScheduleHook'
+        assert hooks[1].scale_at(50, 100) == pytest.approx(0.5)
+    if mixin == 'hicd_grad_ratio':
+        assert type(hooks[1]).__name__ == 'DistillGradientRatioHook'

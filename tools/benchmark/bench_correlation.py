@@ -5,7 +5,7 @@ For the self-correlation (``X^T X``) and cross-correlation (``X1^T X2``) losses 
 the loss, backpropagate to the student maps. The Gram path is
 :func:`hicd_mm.models.losses.correlation.correlation_mse` (``C x C`` Gram products in float64,
 analytic backward); the explicit path materialises the ``N x N`` affinities in float32
-(:func:`~hicd_mm.models.losses.correlation.correlation_mse_explicit`). A third variant, "norm",
+(:func:`~hicd_mm.models.losses.correlation_reference.correlation_mse_explicit`). A third variant, "norm",
 runs only the shared part (flatten, normalise, a trivial linear loss, backward): it is the
 floor that neither path can go below.
 
@@ -91,7 +91,9 @@ def worker(term: str, impl: str, config: str, measure: str, repeats: int,
     """
     import torch
 
-    from hicd_mm.models.losses import correlation as corr
+    from hicd_mm.models.losses.correlation import correlation_mse
+    from hicd_mm.models.losses.correlation_reference import correlation_mse_explicit
+    from hicd_mm.models.losses.feature_preparation import flatten_features
 
     torch.set_num_threads(threads)
     b, c, h, w = (int(v) for v in config.split('x'))
@@ -99,9 +101,9 @@ def worker(term: str, impl: str, config: str, measure: str, repeats: int,
 
     def loss_fn(rows_s, cols_s, rows_t, cols_t):
         if impl == 'gram':
-            return corr.correlation_mse(rows_s, cols_s, rows_t, cols_t)
+            return correlation_mse(rows_s, cols_s, rows_t, cols_t)
         if impl == 'explicit':
-            return corr.correlation_mse_explicit(rows_s, cols_s, rows_t, cols_t)
+            return correlation_mse_explicit(rows_s, cols_s, rows_t, cols_t)
         return sum((x * y).sum() for x, y in ((rows_s, rows_t), (cols_s, cols_t)))
 
     def make(size_h: int, size_w: int, seed: int):
@@ -115,8 +117,8 @@ def worker(term: str, impl: str, config: str, measure: str, repeats: int,
     def step(students, teachers) -> float:
         for s in students:
             s.grad = None
-        xs = [corr.flatten_features(s) for s in students]
-        xt = [corr.flatten_features(t) for t in teachers]
+        xs = [flatten_features(s) for s in students]
+        xt = [flatten_features(t) for t in teachers]
         loss = loss_fn(xs[0], xs[-1], xt[0], xt[-1])
         loss.backward()
         return loss.item()

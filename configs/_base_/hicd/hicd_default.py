@@ -1,5 +1,10 @@
 # HiCD defaults shared by every HiCD student config (equations: docs/method.md).
 # Each term compares student and teacher correlations; loss_weight=0 (or None) switches it off.
+# self: within one image; cross: t1 <-> t2 of one pair; global: between positions of different
+# images of the batch (GlobalCorrelationLoss blocks='cross_image'; blocks='all' is the whole
+# batch affinity, whose diagonal blocks repeat the self term).
+# Mixins that start from this file: hicd_change_aware.py, hicd_response_kd.py,
+# hicd_schedule_linear.py, hicd_grad_ratio.py.
 # pool_size=64: maps larger than 64 x 64 are average-pooled before the correlations are taken
 # (the same as hicd_mm.models.distillers.default_hicd_terms()).
 corr_pool_size = 64

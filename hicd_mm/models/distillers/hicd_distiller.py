@@ -1,7 +1,8 @@
 """HiCD distiller: a frozen high-quality teacher guides a low-quality student."""
 import copy
 import inspect
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+import math
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.config import ConfigDict
@@ -12,12 +13,14 @@ from torch import Tensor, nn
 from hicd_mm.registry import MODELS, build_in_hicd_scope
 from hicd_mm.utils.checkpoint import load_teacher_weights
 from ..data_preprocessor import HQPairDataPreprocessor
-from ..losses.correlation import shared_feature_preparation
-from .feature_points import (SemanticRecorder, as_stage_tuple, count_module_calls,
-                             resolve_feature_points)
+from ..losses.base_correlation_loss import BaseCorrelationLoss
+from ..losses.feature_preparation import FeaturePreparation, PreparedPair, prepare_pair
+from .feature_points import SemanticRecorder, count_module_calls, resolve_feature_points
 from .recorder import ModuleRecorder
 
-FEATURE_KINDS = ('semantic', 'semantic_pair', 'change')
+# semantic: per encoder stage and date; semantic_pair: per stage, the (t1, t2) pair;
+# change: the decoder feature fed to the classifier; change_logits: the classifier's output.
+FEATURE_KINDS = ('semantic', 'semantic_pair', 'change', 'change_logits')
 
 
 # Correlations are compared on at most this many positions per side (adaptive average
@@ -30,6 +33,10 @@ def default_hicd_terms(sem_self: float = 1.0, sem_cross: float = 1.0, sem_global
                        chg_self: float = 1.0, chg_global: float = 1.0,
                        **loss_kwargs) -> dict:
     """The five HiCD correlation terms of ``configs/_base_/hicd/hicd_default.py``.
+
+    ``*_self``: within one image; ``sem_cross``: between the two dates of a pair;
+    ``*_global``: between positions of different images of the batch
+    (:class:`GlobalCorrelationLoss`, ``blocks='cross_image'``).
 
     Args:
         sem_self, sem_cross, sem_global, chg_self, chg_global (float): Term weights; 0
@@ -54,8 +61,6 @@ def default_hicd_terms(sem_self: float = 1.0, sem_cross: float = 1.0, sem_global
         chg_global=term('change', 'GlobalCorrelationLoss', chg_global))
 
 
-
-
 @MODELS.register_module()
 class HiCDDistiller(BaseModel):
     """Hierarchical correlation distillation for change detection in quality-varied pairs.
@@ -69,7 +74,16 @@ class HiCDDistiller(BaseModel):
 
     * ``semantic``: per encoder stage and per date (t1, t2) -- one loss call each, averaged;
     * ``semantic_pair``: per encoder stage, on the (t1, t2) pair -- cross-correlation;
-    * ``change``: on the decoder's change feature.
+    * ``change``: on the decoder's change feature (the input of the classifier);
+    * ``change_logits``: on the classifier's output (response KD, :class:`ResponseKDLoss`).
+
+    Each recorded map pair is prepared (resized, pooled, flattened, L2-normalised) once per
+    set of preparation options and the prepared tensors are handed to the correlation losses
+    (``forward_prepared``); losses with ``requires_label`` (change-aware options) also get the
+    ground-truth change maps of the batch. :meth:`set_distill_weight_scale` scales the
+    configured term weights (used by ``DistillWeightScheduleHook``) and
+    :meth:`request_gradient_stats` measures the task vs distillation student gradients
+    (``DistillGradientRatioHook``).
 
     In val/test only the student runs, on the LQ pair. The teacher is kept outside the module
     tree: it is never in ``state_dict()`` (so never in checkpoints), never seen by the
@@ -96,9 +110,10 @@ class HiCDDistiller(BaseModel):
             (``None``: all; a list, or ``dict(student=[...], teacher=[...])`` for architectures
             with different depths).
         change_feature (dict, optional): Overrides of the preset: ``student``/``teacher``
-            module paths whose *input* is the change feature.
+            module paths whose *input* is the change feature and whose output, for
+            ``change_logits`` terms, are the class logits (the classifier).
         init_student_from_teacher (bool): Copy the teacher's weights into the student at
-            initialisation (architectures must match).
+            initialisation; the architectures must match (checked at build).
         allow_random_teacher (bool): Allow ``teacher_ckpt=None`` (tests and benchmarks only).
         probe_size (tuple[int, int]): Input size of the dry run that checks the feature paths
             and finds the channel counts given to losses that need them.
@@ -162,9 +177,16 @@ class HiCDDistiller(BaseModel):
             self._recorders[f'{role}_sem'] = SemanticRecorder(model, points['semantic'],
                                                               points['split'], role)
             self._recorders[f'{role}_chg'] = ModuleRecorder(model, points['change'], 'input')
+            self._recorders[f'{role}_logits'] = ModuleRecorder(model, points['change'],
+                                                               'output')
+        if init_student_from_teacher:
+            self._check_student_matches_teacher()
         terms = default_hicd_terms() if distill_terms is None else distill_terms
         self.term_features: Dict[str, str] = {}
         self.distill_losses = nn.ModuleDict()
+        self._base_loss_weights: Dict[str, List[float]] = {}
+        self._gradient_probe_requested = False
+        self._gradient_stats: Optional[Dict[str, float]] = None
         self._build_terms(terms, probe_size)
 
     @property
@@ -176,7 +198,13 @@ class HiCDDistiller(BaseModel):
     def _build_terms(self, terms: dict, probe_size: Tuple[int, int]) -> None:
         active = {}
         for name, term in terms.items():
-            if term is None or term['loss'].get('loss_weight', 1.0) == 0:
+            if term is None:
+                continue
+            weight = term['loss'].get('loss_weight', 1.0)
+            if not (isinstance(weight, (int, float)) and weight >= 0):
+                raise ValueError(f'distill_terms.{name}.loss.loss_weight must be a number >= 0, '
+                                 f'got {weight!r}')
+            if weight == 0:
                 continue
             if term.get('feature') not in FEATURE_KINDS:
                 raise ValueError(f'distill term {name!r}: feature must be one of '
@@ -186,10 +214,20 @@ class HiCDDistiller(BaseModel):
             print_log('HiCDDistiller: every distillation term is off; the student trains on '
                       'its task loss only', logger='current')
             return
+        needs_logits = [n for n, t in active.items() if t['feature'] == 'change_logits']
+        if needs_logits:
+            self._check_classifier(needs_logits[0])
         shapes = self._probe_feature_shapes(probe_size)
         for name, term in active.items():
             kind = term['feature']
-            slots = shapes['change'] if kind == 'change' else shapes['semantic']
+            slots = shapes['semantic'] if kind.startswith('semantic') else shapes[kind]
+            if not slots:
+                raise ValueError(f'distill_terms.{name} (feature={kind!r}): the recorded '
+                                 'classifier output is not a (B, K, H, W) logit map')
+            if kind == 'change_logits' and slots[0][0] != slots[0][1]:
+                raise ValueError(f'distill_terms.{name} (feature={kind!r}): student and '
+                                 f'teacher classifiers output {slots[0][0]} and {slots[0][1]} '
+                                 'classes; response KD needs the same classes')
             modules = nn.ModuleList()
             for s_channels, t_channels in slots:
                 cfg = ConfigDict(copy.deepcopy(term['loss']))
@@ -205,6 +243,36 @@ class HiCDDistiller(BaseModel):
                 modules.append(build_in_hicd_scope(MODELS, cfg))
             self.distill_losses[name] = modules
             self.term_features[name] = kind
+            self._base_loss_weights[name] = [float(m.loss_weight) for m in modules]
+
+    def _check_classifier(self, term: str) -> None:
+        """A ``change_logits`` term needs the change-feature module to be the classifier."""
+        for role, model in (('student', self.student), ('teacher', self.teacher)):
+            path = self._recorders[f'{role}_logits'].path
+            module = model.get_submodule(path)
+            if not isinstance(module, (nn.Conv2d, nn.Conv1d, nn.Linear)):
+                raise ValueError(
+                    f'distill_terms.{term} (feature=\'change_logits\') distils the class logits '
+                    f'that the classifier at change_feature.{role}={path!r} outputs, but that '
+                    f'module is a {type(module).__name__}, not a convolution or linear '
+                    'classifier: this head has no logits there; point change_feature at its '
+                    'classifier (e.g. decode_head.conv_seg) or drop the term')
+
+    def _check_student_matches_teacher(self) -> None:
+        """``init_student_from_teacher`` copies every parameter: the architectures must match."""
+        own, src = self.student.state_dict(), self.teacher.state_dict()
+        missing = sorted(set(own) - set(src))
+        unexpected = sorted(set(src) - set(own))
+        mismatched = [f'{k}: student {tuple(own[k].shape)} vs teacher {tuple(src[k].shape)}'
+                      for k in sorted(set(own) & set(src)) if own[k].shape != src[k].shape]
+        if missing or unexpected or mismatched:
+            details = []
+            for what, keys in (('student-only', missing), ('teacher-only', unexpected),
+                               ('shape-mismatched', mismatched)):
+                if keys:
+                    details.append(f'{len(keys)} {what} parameter(s), e.g. {keys[:3]}')
+            raise ValueError('init_student_from_teacher=True copies the teacher into the '
+                             'student, but their architectures differ: ' + '; '.join(details))
 
     @torch.no_grad()
     def _probe_feature_shapes(self, probe_size: Tuple[int, int]) -> dict:
@@ -215,15 +283,16 @@ class HiCDDistiller(BaseModel):
         for role, model in (('student', self.student), ('teacher', self.teacher)):
             x = torch.zeros(1, 2 * getattr(model, 'backbone_inchannels', 3), *probe_size)
             sem, chg = self._recorders[f'{role}_sem'], self._recorders[f'{role}_chg']
+            logits = self._recorders[f'{role}_logits']
             counts, handles = count_module_calls(model)
             try:
-                with sem, chg:
+                with sem, chg, logits:
                     model.decode_head(model.extract_feat(x))
             finally:
                 for handle in handles:
                     handle.remove()
             sem.check_calls(counts)
-            feats[role] = (self._semantic(role)[0], chg.get(0))
+            feats[role] = (self._semantic(role)[0], chg.get(0), logits.get(0))
         self.student.train(was_training)
         s_sem, t_sem = feats['student'][0], feats['teacher'][0]
         if len(s_sem) != len(t_sem):
@@ -232,7 +301,11 @@ class HiCDDistiller(BaseModel):
                              'dict(student=[-1], teacher=[-1]) for the last stage of each')
         semantic = [(s.shape[1], t.shape[1]) for s, t in zip(s_sem, t_sem)]
         change = [(feats['student'][1].shape[1], feats['teacher'][1].shape[1])]
-        return dict(semantic=semantic, change=change)
+        s_logits, t_logits = feats['student'][2], feats['teacher'][2]
+        logits = []
+        if all(isinstance(z, Tensor) and z.dim() == 4 for z in (s_logits, t_logits)):
+            logits = [(s_logits.shape[1], t_logits.shape[1])]
+        return dict(semantic=semantic, change=change, change_logits=logits)
 
     def _semantic(self, role: str) -> List[Tuple[Tensor, ...]]:
         """Selected stage maps of t1 and t2 of ``role`` (``'student'`` or ``'teacher'``)."""
@@ -316,44 +389,166 @@ class HiCDDistiller(BaseModel):
         """
         self._check_hq(inputs, inputs_hq)
         rec = self._recorders
-        needs_change = 'change' in self.term_features.values()
+        kinds = set(self.term_features.values())
+        needs_head = bool(kinds & {'change', 'change_logits'})
         if self.term_features:
-            with torch.no_grad(), rec['teacher_sem'], rec['teacher_chg']:
+            with torch.no_grad(), rec['teacher_sem'], rec['teacher_chg'], \
+                    rec['teacher_logits']:
                 feats = self.teacher.extract_feat(inputs_hq)
-                if needs_change:
+                if needs_head:
                     self.teacher.decode_head(feats)
-        with rec['student_sem'], rec['student_chg']:
+        with rec['student_sem'], rec['student_chg'], rec['student_logits']:
             losses = self.student.loss(inputs, data_samples)
         if not self.term_features:
             return losses
-        student_sem, teacher_sem = self._semantic('student'), self._semantic('teacher')
-        student_chg = rec['student_chg'].get(0) if needs_change else None
-        teacher_chg = rec['teacher_chg'].get(0) if needs_change else None
-        with shared_feature_preparation():
-            losses.update(self._distill_losses(student_sem, teacher_sem, student_chg,
-                                               teacher_chg))
+        student, teacher = (self._recorded_features(role, kinds)
+                            for role in ('student', 'teacher'))
+        label = self._change_label(data_samples) if self._needs_label() else None
+        losses.update(self._distill_losses(student, teacher, label))
+        if self._gradient_probe_requested:
+            self._gradient_probe_requested = False
+            self._gradient_stats = self._measure_gradient_stats(losses)
         return losses
 
-    def _distill_losses(self, student_sem: List[Tuple[Tensor, ...]],
-                        teacher_sem: List[Tuple[Tensor, ...]], student_chg: Optional[Tensor],
-                        teacher_chg: Optional[Tensor]) -> Dict[str, Tensor]:
-        """``distill.loss_<term>`` of every active term from the recorded features."""
+    def _recorded_features(self, role: str, kinds: set) -> Dict[str, Any]:
+        """What the recorders of ``role`` hold after a forward pass, by feature kind."""
+        rec = self._recorders
+        return dict(
+            semantic=self._semantic(role),
+            change=rec[f'{role}_chg'].get(0) if 'change' in kinds else None,
+            change_logits=rec[f'{role}_logits'].get(0) if 'change_logits' in kinds else None)
+
+    def _needs_label(self) -> bool:
+        return any(getattr(m, 'requires_label', False)
+                   for modules in self.distill_losses.values() for m in modules)
+
+    @staticmethod
+    def _change_label(data_samples) -> Tensor:
+        """The ground-truth change maps of the batch, ``(B, 1, H, W)``."""
+        return torch.stack([sample.gt_sem_seg.data for sample in data_samples])
+
+    def _distill_losses(self, student: Dict[str, Any], teacher: Dict[str, Any],
+                        label: Optional[Tensor]) -> Dict[str, Tensor]:
+        """``distill.loss_<term>`` of every active term from the recorded features.
+
+        Every recorded map pair is prepared (resized, pooled, flattened, normalised) once per
+        set of preparation options and handed to all correlation losses that use those
+        options; other losses (baselines, response KD) get the raw maps.
+
+        Args:
+            student (dict): ``semantic`` (``[t1 stages, t2 stages]``), ``change`` and
+                ``change_logits`` maps of the student.
+            teacher (dict): The same for the teacher.
+            label (Tensor, optional): Ground truth ``(B, 1, H, W)`` for change-aware losses.
+
+        Returns:
+            dict: ``distill.loss_<term>`` -> scalar.
+        """
+        prepared: Dict[Tuple[Any, ...], PreparedPair] = {}
+
+        def pair(slot: Tuple[Any, ...], preparation: FeaturePreparation) -> PreparedPair:
+            key = (slot, preparation)
+            if key not in prepared:
+                if slot[0] == 'semantic':
+                    _, date, stage = slot
+                    maps = student['semantic'][date][stage], teacher['semantic'][date][stage]
+                else:
+                    maps = student[slot[0]], teacher[slot[0]]
+                prepared[key] = prepare_pair(*maps, preparation)
+            return prepared[key]
+
+        def label_for(module: nn.Module) -> dict:
+            return dict(label=label) if getattr(module, 'requires_label', False) else {}
+
+        def apply(module: nn.Module, slot: Tuple[Any, ...]) -> Tensor:
+            if isinstance(module, BaseCorrelationLoss):
+                return module.forward_prepared(pair(slot, module.preparation),
+                                               **label_for(module))
+            if slot[0] == 'semantic':
+                _, date, stage = slot
+                return module(student['semantic'][date][stage],
+                              teacher['semantic'][date][stage], **label_for(module))
+            return module(student[slot[0]], teacher[slot[0]], **label_for(module))
+
         losses = {}
         for name, kind in self.term_features.items():
             modules = self.distill_losses[name]
-            if kind == 'change':
-                value = modules[0](student_chg, teacher_chg)
+            if kind in ('change', 'change_logits'):
+                value = apply(modules[0], (kind, ))
             elif kind == 'semantic':
-                value = self._mean([
-                    modules[s](student_sem[d][s], teacher_sem[d][s])
-                    for s in range(len(modules)) for d in (0, 1)])
+                value = self._mean([apply(modules[s], ('semantic', d, s))
+                                    for s in range(len(modules)) for d in (0, 1)])
             else:
-                value = self._mean([
-                    modules[s](student_sem[0][s], student_sem[1][s], teacher_sem[0][s],
-                               teacher_sem[1][s]) for s in range(len(modules))])
+                values = []
+                for s, module in enumerate(modules):
+                    if isinstance(module, BaseCorrelationLoss):
+                        values.append(module.forward_prepared(
+                            pair(('semantic', 0, s), module.preparation),
+                            pair(('semantic', 1, s), module.preparation)))
+                    else:
+                        values.append(module(student['semantic'][0][s],
+                                             student['semantic'][1][s],
+                                             teacher['semantic'][0][s],
+                                             teacher['semantic'][1][s]))
+                value = self._mean(values)
             losses[f'distill.loss_{name}'] = value
         return losses
 
     @staticmethod
     def _mean(values: Sequence[Tensor]) -> Tensor:
         return torch.stack(list(values)).mean()
+
+    # ------------------------------------------------------------------ schedule
+    def set_distill_weight_scale(self, scale: float, term: Optional[str] = None) -> None:
+        """Scale the configured ``loss_weight`` of one term (or of every term).
+
+        The scale multiplies the weight each loss module was built with (it does not
+        compound), so a schedule can set it every iteration.
+
+        Args:
+            scale (float): Factor ``>= 0``.
+            term (str, optional): Name of a term in ``distill_losses``; ``None``: all terms.
+        """
+        if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale >= 0):
+            raise ValueError(f'distill weight scale must be a finite number >= 0, got {scale!r}')
+        if term is not None and term not in self.distill_losses:
+            raise KeyError(f'unknown distillation term {term!r}; active terms: '
+                           f'{list(self.distill_losses)}')
+        for name in ([term] if term is not None else list(self.distill_losses)):
+            for module, base in zip(self.distill_losses[name], self._base_loss_weights[name]):
+                module.loss_weight = base * float(scale)
+
+    # ------------------------------------------------------------------ diagnostics
+    def request_gradient_stats(self) -> None:
+        """Measure, in the next ``loss`` call, the student gradients of task vs distillation.
+
+        Costs two extra backward passes in that call (:meth:`pop_gradient_stats`).
+        """
+        self._gradient_probe_requested = True
+
+    def pop_gradient_stats(self) -> Optional[Dict[str, float]]:
+        """The last measurement of :meth:`request_gradient_stats` (once), or ``None``."""
+        stats, self._gradient_stats = self._gradient_stats, None
+        return stats
+
+    def _measure_gradient_stats(self, losses: Dict[str, Tensor]) -> Dict[str, float]:
+        """Norms and cosine of the student gradients of the task and the distillation sums."""
+        params = [p for p in self.student.parameters() if p.requires_grad]
+        task = [v for k, v in losses.items() if 'loss' in k and not k.startswith('distill.')]
+        distill = [v for k, v in losses.items() if 'loss' in k and k.startswith('distill.')]
+
+        def flat_grad(values: List[Tensor]) -> Tensor:
+            if not values:
+                return torch.zeros(())
+            grads = torch.autograd.grad(sum(values), params, retain_graph=True,
+                                        allow_unused=True)
+            return torch.cat([(g if g is not None else torch.zeros_like(p)).flatten()
+                              for g, p in zip(grads, params)])
+
+        g_task, g_distill = flat_grad(task), flat_grad(distill)
+        n_task, n_distill = g_task.norm().item(), g_distill.norm().item()
+        cos = ((g_task * g_distill).sum().item() / (n_task * n_distill)
+               if n_task > 0 and n_distill > 0 else 0.0)
+        return dict(task_grad_norm=n_task, distill_grad_norm=n_distill,
+                    distill_task_ratio=n_distill / n_task if n_task > 0 else float('inf'),
+                    distill_task_cosine=cos)

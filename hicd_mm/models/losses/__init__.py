@@ -1,27 +1,24 @@
+from .base_correlation_loss import BaseCorrelationLoss
 from .baselines import ChannelWiseDivergenceLoss, FeatureMSELoss
 from .change_dice import ChangeDiceLoss
-from .correlation import (BaseCorrelationLoss, CrossCorrelationLoss, GlobalCorrelationLoss,
-                          SelfCorrelationLoss, batch_to_positions, correlation_kl,
-                          correlation_kl_explicit, correlation_mse, correlation_mse_explicit,
-                          cross_correlation_kl, cross_correlation_kl_explicit,
-                          cross_correlation_mse, cross_correlation_mse_explicit,
-                          flatten_features, global_correlation_kl,
-                          global_correlation_kl_explicit, global_correlation_mse,
-                          global_correlation_mse_explicit, match_spatial, sample_positions,
-                          self_correlation_kl, self_correlation_kl_explicit,
-                          self_correlation_mse, self_correlation_mse_explicit,
-                          shared_feature_preparation)
+from .correlation import (batch_correlation_mse, batch_to_positions, correlation_kl,
+                          correlation_mse, cross_image_correlation_kl,
+                          cross_image_correlation_mse, sample_positions)
+from .cross_correlation_loss import CrossCorrelationLoss
+from .feature_preparation import (FeaturePreparation, PreparedPair,
+                                  class_balanced_position_weights, flatten_features,
+                                  match_spatial, prepare_pair)
+from .global_correlation_loss import GlobalCorrelationLoss
+from .response_kd_loss import ResponseKDLoss
+from .self_correlation_loss import SelfCorrelationLoss
 from .weighted_cross_entropy import WeightedCrossEntropyLoss
 
 __all__ = [
     'BaseCorrelationLoss', 'SelfCorrelationLoss', 'CrossCorrelationLoss',
-    'GlobalCorrelationLoss', 'FeatureMSELoss', 'ChannelWiseDivergenceLoss', 'match_spatial',
-    'flatten_features', 'batch_to_positions', 'sample_positions', 'correlation_mse',
-    'correlation_mse_explicit', 'correlation_kl', 'correlation_kl_explicit',
-    'self_correlation_mse', 'self_correlation_mse_explicit', 'cross_correlation_mse',
-    'cross_correlation_mse_explicit', 'global_correlation_mse',
-    'global_correlation_mse_explicit', 'self_correlation_kl', 'self_correlation_kl_explicit',
-    'cross_correlation_kl', 'cross_correlation_kl_explicit', 'global_correlation_kl',
-    'global_correlation_kl_explicit', 'shared_feature_preparation', 'WeightedCrossEntropyLoss',
+    'GlobalCorrelationLoss', 'ResponseKDLoss', 'FeatureMSELoss', 'ChannelWiseDivergenceLoss',
+    'FeaturePreparation', 'PreparedPair', 'prepare_pair', 'match_spatial', 'flatten_features',
+    'class_balanced_position_weights', 'batch_to_positions', 'sample_positions',
+    'correlation_mse', 'correlation_kl', 'cross_image_correlation_mse',
+    'cross_image_correlation_kl', 'batch_correlation_mse', 'WeightedCrossEntropyLoss',
     'ChangeDiceLoss'
 ]

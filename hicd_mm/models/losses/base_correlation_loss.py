@@ -1,0 +1,146 @@
+"""Options shared by the correlation losses and the distances they all use."""
+from typing import Optional, Tuple
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from .correlation import (DISTANCES, DTypeLike, correlation_kl, correlation_mse,
+                          resolve_dtype, sample_positions)
+from .feature_preparation import (FeaturePreparation, PreparedPair,
+                                  class_balanced_position_weights, prepare_pair)
+
+CLASS_BALANCE_MODES = ('rows', 'pairs')
+
+
+class BaseCorrelationLoss(nn.Module):
+    """Shared options, feature preparation and distances of the correlation losses.
+
+    A loss is called either on raw feature maps (``forward``: it prepares them itself) or on
+    pairs a distiller has already prepared with :attr:`preparation` (``forward_prepared``).
+
+    Args:
+        loss_weight (float): Multiplier of the loss (``>= 0``).
+        normalize (bool): L2-normalise every position vector over the channels.
+        pool_size (int, optional): Adaptive-average-pool maps larger than this (per side).
+        distance (str): ``'mse'`` (squared Frobenius distance, Gram path) or ``'kl'`` (row-wise
+            KL divergence of softmaxed affinities, chunked).
+        tau (float): Softmax temperature of ``distance='kl'`` (unused by ``'mse'``).
+        chunk_size (int): Rows per chunk of ``distance='kl'`` (unused by ``'mse'``).
+        sample_pixels (int, optional): Use only this many randomly chosen positions per image
+            (the same for student and teacher and every image of the batch, drawn with the
+            global RNG by ``torch.randperm``) for either distance. ``None`` uses all positions.
+        resize_mode (str): ``'bilinear'`` resizes student maps to the teacher's size; ``'error'``
+            raises on a spatial mismatch.
+        gram_dtype (torch.dtype | str, optional): Dtype of the Gram products of ``'mse'``;
+            ``None`` keeps the input dtype.
+        class_balance (str, optional): Change-aware weighting from the ground truth resized to
+            the feature grid (the loss then needs ``label``): ``'rows'`` weights every affinity
+            row so that changed and unchanged positions carry half of the total each;
+            ``'pairs'`` (``'mse'`` only) weights every entry ``(i, j)`` by ``w_i w_j``.
+            ``None`` (default): uniform.
+        ignore_index (int): Label value without a class (for ``class_balance``).
+        loss_name (str): Key of the loss in the loss dict; must start with ``'loss_'`` for
+            MMEngine to add it to the total loss.
+    """
+
+    default_loss_name = 'loss_corr'
+
+    def __init__(self, loss_weight: float = 1.0, normalize: bool = True,
+                 pool_size: Optional[int] = None, distance: str = 'mse', tau: float = 1.0,
+                 chunk_size: int = 1024, sample_pixels: Optional[int] = None,
+                 resize_mode: str = 'bilinear', gram_dtype: DTypeLike = torch.float64,
+                 class_balance: Optional[str] = None, ignore_index: int = 255,
+                 loss_name: Optional[str] = None) -> None:
+        super().__init__()
+        if distance not in DISTANCES:
+            raise ValueError(f'distance must be one of {DISTANCES}, got {distance!r}')
+        if not tau > 0:
+            raise ValueError(f'tau must be > 0, got {tau}')
+        if not float(loss_weight) >= 0:
+            raise ValueError(f'loss_weight must be >= 0, got {loss_weight!r}')
+        for name, value in (('chunk_size', chunk_size), ('sample_pixels', sample_pixels)):
+            if value is None and name != 'chunk_size':
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f'{name} must be a positive int, got {value!r}')
+        if class_balance is not None and class_balance not in CLASS_BALANCE_MODES:
+            raise ValueError(f'class_balance must be None or one of {CLASS_BALANCE_MODES}, '
+                             f'got {class_balance!r}')
+        if class_balance == 'pairs' and distance == 'kl':
+            raise ValueError("class_balance='pairs' needs distance='mse' (a softmax row has no "
+                             "per-column weights); use class_balance='rows'")
+        loss_name = loss_name or self.default_loss_name
+        if not loss_name.startswith('loss_'):
+            raise ValueError(f"loss_name must start with 'loss_', got {loss_name!r}")
+        self.preparation = FeaturePreparation(normalize, pool_size, resize_mode)
+        self.loss_weight = float(loss_weight)
+        self.distance = distance
+        self.tau = float(tau)
+        self.chunk_size = chunk_size
+        self.sample_pixels = sample_pixels
+        self.gram_dtype = resolve_dtype(gram_dtype)
+        self.class_balance = class_balance
+        self.ignore_index = ignore_index
+        self._loss_name = loss_name
+
+    @property
+    def loss_name(self) -> str:
+        """Key of this loss in the loss dict."""
+        return self._loss_name
+
+    @property
+    def requires_label(self) -> bool:
+        """Whether ``forward``/``forward_prepared`` need the ground-truth change label."""
+        return self.class_balance is not None
+
+    def extra_repr(self) -> str:
+        p = self.preparation
+        return (f'loss_weight={self.loss_weight}, distance={self.distance!r}, '
+                f'normalize={p.normalize}, pool_size={p.pool_size}, tau={self.tau}, '
+                f'sample_pixels={self.sample_pixels}, resize_mode={p.resize_mode!r}, '
+                f'class_balance={self.class_balance!r}')
+
+    def prepare(self, feat_s: Tensor, feat_t: Tensor) -> PreparedPair:
+        """Prepare one raw (student, teacher) map pair with this loss's options."""
+        return prepare_pair(feat_s, feat_t, self.preparation)
+
+    def position_weights(self, pair: PreparedPair, label: Optional[Tensor]) -> Optional[Tensor]:
+        """Class-balancing weights ``(B, N)`` of the pair's positions, or ``None``."""
+        if self.class_balance is None:
+            return None
+        if label is None:
+            raise ValueError(f'{type(self).__name__}(class_balance={self.class_balance!r}) '
+                             'needs the ground-truth change label')
+        if label.shape[0] != pair.student.shape[0]:
+            raise ValueError(f'label batch size {label.shape[0]} != feature batch size '
+                             f'{pair.student.shape[0]}')
+        return class_balanced_position_weights(label, pair.size, self.ignore_index)
+
+    def sample(self, x_s: Tensor, x_t: Tensor,
+               weights: Optional[Tensor]) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+        """The same random positions of ``(B, C, N)`` features and ``(B, N)`` weights."""
+        if weights is None:
+            x_s, x_t = sample_positions([x_s, x_t], self.sample_pixels)
+            return x_s, x_t, None
+        x_s, x_t, w = sample_positions([x_s, x_t, weights[:, None]], self.sample_pixels)
+        return x_s, x_t, w[:, 0]
+
+    def self_distance(self, x_s: Tensor, x_t: Tensor, weights: Optional[Tensor]) -> Tensor:
+        """Distance of ``X_s^T X_s`` and ``X_t^T X_t`` (``(B, C, N)``), optionally weighted."""
+        if self.distance == 'kl':
+            return correlation_kl(x_s, x_s, x_t, x_t, self.tau, self.chunk_size, weights)
+        if weights is None:
+            return correlation_mse(x_s, x_s, x_t, x_t, self.gram_dtype)
+        root = weights.sqrt()[:, None].to(x_s.dtype)
+        r_s, r_t = x_s * root, x_t * root
+        if self.class_balance == 'pairs':
+            return correlation_mse(r_s, r_s, r_t, r_t, self.gram_dtype)
+        return correlation_mse(r_s, x_s, r_t, x_t, self.gram_dtype)
+
+    def pair_distance(self, rows_s: Tensor, cols_s: Tensor, rows_t: Tensor,
+                      cols_t: Tensor) -> Tensor:
+        """The configured distance between ``R_s^T K_s`` and ``R_t^T K_t``."""
+        if self.distance == 'mse':
+            return correlation_mse(rows_s, cols_s, rows_t, cols_t, self.gram_dtype)
+        return correlation_kl(rows_s, cols_s, rows_t, cols_t, self.tau, self.chunk_size)
