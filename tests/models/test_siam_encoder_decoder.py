@@ -61,7 +61,8 @@ def test_pair_expected_errors():
     model = build().eval()
     with pytest.raises(ValueError, match=r'expects a bi-temporal pair.*\(2, 3, 32, 32\)'):
         model.extract_feat(torch.zeros(2, 3, 32, 32))
-    with pytest.raises(ValueError, match='HiCDDistiller'):
+    # a plain detector knows nothing of HQ copies: 12 channels are just a wrong pair
+    with pytest.raises(ValueError, match=r'expects a bi-temporal pair.*\(1, 12, 32, 32\)'):
         model.extract_feat(torch.zeros(1, 12, 32, 32))
 
 
