@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The issue-11 protocol of docs/results.md, as run: development on val (seeds 0-2), the pick by
+# tools/experiments/select_variant.py, then the confirmation on the test split (fresh seeds 3-7).
+# Baselines of the confirmation do not depend on the pick, so they run next to the development;
+# the HiCD rows of the confirmation start only after the pick. Every cell has its own work dir.
+#   JOBS_SCALE=1 PYTHON=python WORK=work_dirs/issue11 bash tools/experiments/issue11_protocol.sh
+set -uo pipefail
+PY=${PYTHON:-python}
+W=${WORK:-work_dirs/issue11}
+S=${JOBS_SCALE:-1}   # parallel trainings per cell are multiplied by this (1: a 16-core machine)
+j() { echo $(( $1 * S > 0 ? $1 * S : 1 )); }
+COMMON=(--crop 64 --batch-size 8 --teacher-iters 800 --threads 1 --quiet)
+FT=(--finetune-cfg-options optim_wrapper.optimizer.lr=0.0002)
+RUN=("$PY" tools/run_experiments.py)
+VARIANTS=configs/_base_/hicd/dev_variants.py
+CONF_SEEDS=(3 4 5 6 7)
+mkdir -p "$W"
+
+# 0. the two synthetic datasets, once, before the parallel runners look for them (the runner
+# would generate the same folders with the same arguments)
+for args in "data/synthetic_cd" "data/synthetic_cd_cf0.02 --change-fraction 0.02"; do
+  set -- $args
+  [ -f "$1/meta.json" ] || "$PY" tools/make_synthetic_cd.py "$@" --train 800 --val 100 \
+    --test 200 --seed 0 > "$W/data_$(basename "$1").log" 2>&1 &
+done
+wait
+
+# 1. development (val split): FC-Siam-diff, multi_deg_x4, seeds 0-2, 300 and 800 iterations
+for it in 300 800; do
+  "${RUN[@]}" --detector fc_siam_diff --settings multi_deg_x4 --methods lq ft_lq hicd \
+    --variants "$VARIANTS" --seeds 0 1 2 --iters $it --split val --work-dir "$W/dev$it" \
+    --jobs "$(j $([ $it = 300 ] && echo 3 || echo 5))" "${COMMON[@]}" "${FT[@]}" \
+    > "$W/dev$it.log" 2>&1 &
+done
+
+# 2a. confirmation baselines (test split), next to the development
+conf() {  # name jobs args...: one confirmation cell
+  local name=$1 jobs=$2; shift 2
+  "${RUN[@]}" --seeds "${CONF_SEEDS[@]}" --split test --work-dir "$W/conf_$name" \
+    --jobs "$jobs" "${COMMON[@]}" "${FT[@]}" "$@" >> "$W/conf_$name.log" 2>&1
+}
+conf core "$(j 3)" --detector fc_siam_diff --settings multi_deg_x4 --iters 800 \
+  --methods teacher_hq teacher_lq lq ft_lq feat_mse cwd &
+B1=$!
+conf fc_res_blur "$(j 2)" --detector fc_siam_diff --settings resolution_x4 blur --iters 300 \
+  --methods lq ft_lq &
+B2=$!
+conf changeformer "$(j 2)" --detector changeformer --settings multi_deg_x4 --iters 300 \
+  --methods teacher_hq lq ft_lq &
+B3=$!
+conf fc_cf002 "$(j 2)" --detector fc_siam_diff --change-fraction 0.02 --settings multi_deg_x4 \
+  --iters 300 --methods teacher_hq lq ft_lq &
+B4=$!
+
+# 3. the pick (rule fixed in docs/results.md), once the development has finished
+wait %1 %2
+"$PY" tools/experiments/select_variant.py "$VARIANTS" "$W/chosen_variant.py" \
+  "$W/dev300/results.csv" "$W/dev800/results.csv" > "$W/pick.log" 2>&1 || exit 1
+cat "$W/pick.log"
+ABL=(hicd_no_sem_self hicd_no_sem_cross hicd_no_sem_global hicd_no_chg_self hicd_no_chg_global)
+grep -q response_kd "$W/chosen_variant.py" && ABL+=(hicd_no_chg_kd)
+
+# 2b. the chosen HiCD (and its ablations in the core cell), in each cell's own work dir
+wait $B1; conf core "$(j 8)" --detector fc_siam_diff --settings multi_deg_x4 --iters 800 \
+  --methods hicd "${ABL[@]}" --variants "$W/chosen_variant.py" &
+wait $B2; conf fc_res_blur "$(j 3)" --detector fc_siam_diff --settings resolution_x4 blur \
+  --iters 300 --methods hicd --variants "$W/chosen_variant.py" &
+wait $B3; conf changeformer "$(j 2)" --detector changeformer --settings multi_deg_x4 \
+  --iters 300 --methods hicd --variants "$W/chosen_variant.py" &
+wait $B4; conf fc_cf002 "$(j 2)" --detector fc_siam_diff --change-fraction 0.02 \
+  --settings multi_deg_x4 --iters 300 --methods hicd --variants "$W/chosen_variant.py" &
+wait
