@@ -76,6 +76,7 @@ VISBACKENDS = Registry('vis_backend', parent=MMSEG_VISBACKENDS, scope='hicd_mm')
 LOG_PROCESSORS = Registry('log_processor', parent=MMSEG_LOG_PROCESSORS, scope='hicd_mm')
 INFERENCERS = Registry('inferencer', parent=MMSEG_INFERENCERS, scope='hicd_mm')
 
+
 def build_in_hicd_scope(registry: Registry, cfg: dict, **default_args):
     """Build ``cfg`` from ``registry`` with unprefixed types resolved in hicd_mm's scope.
 

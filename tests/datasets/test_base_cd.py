@@ -4,7 +4,6 @@ import os.path as osp
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from hicd_mm.datasets import (BANDONDataset, CDFolderDataset, LEVIRCDDataset, SVCDDataset)
 from hicd_mm.datasets.transforms import MultiImgLoadAnnotations, MultiImgLoadImageFromFile

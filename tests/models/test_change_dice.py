@@ -89,5 +89,5 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match='change_index 2'):
         loss(torch.zeros(1, 2, 4, 4), torch.zeros(1, 4, 4, dtype=torch.long))
     with pytest.raises(ValueError, match='spatial size'):
-        MODELS.build(dict(type='ChangeDiceLoss'))(torch.zeros(1, 2, 4, 4),
-                                                   torch.zeros(1, 5, 4, dtype=torch.long))
+        MODELS.build(dict(type='ChangeDiceLoss'))(
+            torch.zeros(1, 2, 4, 4), torch.zeros(1, 5, 4, dtype=torch.long))

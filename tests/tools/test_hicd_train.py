@@ -76,8 +76,8 @@ def test_opencd_style_config(tiny_teacher, tmp_path):
     cfg = osp.join(REPO_ROOT, 'tests/fixtures/opencd_style_hicd.py')
     data = [f'{loader}_dataloader.dataset.data_root={root}' for loader in ('train', 'val', 'test')]
     # the stand-ins are imported by the configs' custom_imports (tests.fixtures.foreign_host)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO_ROOT, os.environ.get('PYTHONPATH',
-                                                                                  '')]))
+    env = dict(os.environ,
+               PYTHONPATH=os.pathsep.join([REPO_ROOT, os.environ.get('PYTHONPATH', '')]))
     teacher_work = str(tmp_path / 'foreign_teacher')
     run_tool(['tools/train.py', plain, '--work-dir', teacher_work, '--cfg-options', *data],
              env=env)

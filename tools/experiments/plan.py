@@ -193,8 +193,8 @@ class Variant:
     def from_teacher(self) -> bool:
         """Whether the student starts from the teacher's weights
         (``model.init_student_from_teacher``, set by a mixin or an option)."""
-        value = bool(dict(self.overrides().get('model') or {}).get('init_student_from_teacher',
-                                                                    False))
+        model = dict(self.overrides().get('model') or {})
+        value = bool(model.get('init_student_from_teacher', False))
         for option in self.cfg_options:
             key, _, text = option.partition('=')
             if key == 'model.init_student_from_teacher':

@@ -197,4 +197,3 @@ class BITHead(BaseDecodeHead):
             diff = resize(diff, scale_factor=self.upsample_size, mode='bilinear',
                           align_corners=self.align_corners)
         return self.cls_seg(self.classifier(diff))
-

@@ -84,8 +84,8 @@ class SNUNetECAMHead(BaseDecodeHead):
         self.nodes = nn.ModuleDict()
         for j in range(1, num_levels):
             for i in range(num_levels - j):
-                self.ups[f'{i + 1}_{j - 1}'] = nn.ConvTranspose2d(ch[i + 1], ch[i + 1], 2,
-                                                                stride=2)
+                self.ups[f'{i + 1}_{j - 1}'] = nn.ConvTranspose2d(
+                    ch[i + 1], ch[i + 1], 2, stride=2)
                 node_in = (j + 1) * ch[i] + ch[i + 1]
                 self.nodes[f'{i}_{j}'] = SNUNetBlock(node_in, ch[i], self.norm_cfg)
         self.intra_attn = ChannelAttention(ch[0], intra_ratio)

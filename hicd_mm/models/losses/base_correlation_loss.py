@@ -101,6 +101,24 @@ class BaseCorrelationLoss(nn.Module):
                 f'sample_pixels={self.sample_pixels}, resize_mode={p.resize_mode!r}, '
                 f'class_balance={self.class_balance!r}')
 
+    def forward(self, feat_s: Tensor, feat_t: Tensor, label: Optional[Tensor] = None) -> Tensor:
+        """Compute the loss from one raw (student, teacher) map pair (single-map losses;
+        :class:`CrossCorrelationLoss` takes both dates instead).
+
+        Args:
+            feat_s (Tensor): Student map ``(B, C_s, H, W)``.
+            feat_t (Tensor): Teacher map ``(B, C_t, H', W')`` (treated as a constant).
+            label (Tensor, optional): Ground truth ``(B, [1,] H, W)`` for ``class_balance``.
+
+        Returns:
+            Tensor: Weighted scalar loss.
+        """
+        return self.forward_prepared(self.prepare(feat_s, feat_t), label)
+
+    def forward_prepared(self, pair: PreparedPair, label: Optional[Tensor] = None) -> Tensor:
+        """Compute the loss from a pair prepared with :attr:`preparation`."""
+        raise NotImplementedError
+
     def prepare(self, feat_s: Tensor, feat_t: Tensor) -> PreparedPair:
         """Prepare one raw (student, teacher) map pair with this loss's options."""
         return prepare_pair(feat_s, feat_t, self.preparation)

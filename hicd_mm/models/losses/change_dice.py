@@ -8,7 +8,6 @@ that misses all changes gets a loss near 1 whatever the class balance.
 """
 from typing import Optional
 
-import torch
 import torch.nn as nn
 from torch import Tensor
 

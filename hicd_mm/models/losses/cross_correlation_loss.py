@@ -52,4 +52,3 @@ class CrossCorrelationLoss(BaseCorrelationLoss):
             [pair_t1.student, pair_t2.student, pair_t1.teacher, pair_t2.teacher],
             self.sample_pixels)
         return self.loss_weight * self.pair_distance(x1_s, x2_s, x1_t, x2_t)
-

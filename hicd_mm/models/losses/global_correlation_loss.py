@@ -43,19 +43,6 @@ class GlobalCorrelationLoss(BaseCorrelationLoss):
     def extra_repr(self) -> str:
         return f'blocks={self.blocks!r}, ' + super().extra_repr()
 
-    def forward(self, feat_s: Tensor, feat_t: Tensor, label: Optional[Tensor] = None) -> Tensor:
-        """Compute the loss from raw maps.
-
-        Args:
-            feat_s (Tensor): Student map ``(B, C_s, H, W)``.
-            feat_t (Tensor): Teacher map ``(B, C_t, H', W')`` (treated as a constant).
-            label (Tensor, optional): Ground truth ``(B, [1,] H, W)`` for ``class_balance``.
-
-        Returns:
-            Tensor: Weighted scalar loss.
-        """
-        return self.forward_prepared(self.prepare(feat_s, feat_t), label)
-
     def forward_prepared(self, pair: PreparedPair, label: Optional[Tensor] = None) -> Tensor:
         """Compute the loss from a pair prepared with :attr:`preparation`."""
         x_s, x_t, w = self.sample(pair.student, pair.teacher, self.position_weights(pair, label))
