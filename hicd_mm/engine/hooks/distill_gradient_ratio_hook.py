@@ -1,8 +1,8 @@
 """Log how the distillation gradient compares with the task gradient during training."""
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
 from hicd_mm.registry import HOOKS
+from .distiller_access import distiller_with
 
 
 @HOOKS.register_module()
@@ -30,11 +30,7 @@ class DistillGradientRatioHook(Hook):
 
     @staticmethod
     def _distiller(runner):
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        if not hasattr(model, 'request_gradient_stats'):
-            raise TypeError('DistillGradientRatioHook needs a HiCDDistiller, got '
-                            f'{type(model).__name__}')
-        return model
+        return distiller_with(runner, 'request_gradient_stats', 'DistillGradientRatioHook')
 
     def before_train(self, runner) -> None:
         """Fail early on a model that cannot measure its gradients."""

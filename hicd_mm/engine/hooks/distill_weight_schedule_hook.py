@@ -3,9 +3,9 @@ import math
 from typing import Optional, Sequence
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
 from hicd_mm.registry import HOOKS
+from .distiller_access import distiller_with
 
 SCHEDULES = ('constant', 'linear', 'cosine')
 
@@ -113,12 +113,7 @@ class DistillWeightScheduleHook(Hook):
 
     @staticmethod
     def _distiller(runner):
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        if not hasattr(model, 'set_distill_weight_scale'):
-            raise TypeError('DistillWeightScheduleHook needs a model with '
-                            f'set_distill_weight_scale (a HiCDDistiller), got '
-                            f'{type(model).__name__}')
-        return model
+        return distiller_with(runner, 'set_distill_weight_scale', 'DistillWeightScheduleHook')
 
     def before_train(self, runner) -> None:
         """Check the scheduled term names against the distiller's active terms."""

@@ -4,10 +4,10 @@ from typing import Optional
 
 from mmengine.dist import master_only
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
 from hicd_mm.registry import HOOKS
 from hicd_mm.utils.checkpoint import save_student_checkpoint
+from .distiller_access import unwrapped_model
 
 
 @HOOKS.register_module()
@@ -38,7 +38,7 @@ class StudentCheckpointHook(Hook):
 
     @master_only
     def _save(self, runner, name: str) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = unwrapped_model(runner)
         meta = dict(iter=runner.iter, source='HiCDDistiller student',
                     teacher_ckpt=getattr(model, 'teacher_ckpt', None))
         path = osp.join(self.out_dir or runner.work_dir, name)
