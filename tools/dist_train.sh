@@ -2,8 +2,7 @@
 # Distributed training through torchrun, with mmseg's variables for several machines:
 #   tools/dist_train.sh CONFIG NUM_PROCS_PER_NODE [train.py args...]
 #   NNODES=2 NODE_RANK=0 MASTER_ADDR=10.0.0.1 PORT=29500 tools/dist_train.sh CONFIG 8   # node 0
-# Python: $PYTHON if set, else the project's .venv/bin/python if present, else `python`.
-# Without a GPU the processes communicate over gloo on the CPU (see hicd_mm.utils.setup_env).
+# Python and the launch: tools/dist_run.sh.
 set -euo pipefail
 if [ $# -lt 2 ]; then
     echo "usage: $0 CONFIG NUM_PROCS_PER_NODE [train.py args...]" >&2
@@ -12,11 +11,4 @@ fi
 CONFIG=$1
 NPROCS=$2
 shift 2
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-if [ -z "${PYTHON:-}" ]; then
-    if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python; fi
-fi
-export PYTHONPATH="$ROOT:${PYTHONPATH:-}"
-exec "$PYTHON" -m torch.distributed.run --nnodes="${NNODES:-1}" --node_rank="${NODE_RANK:-0}" \
-    --master_addr="${MASTER_ADDR:-127.0.0.1}" --master_port="${PORT:-29500}" \
-    --nproc_per_node="$NPROCS" "$ROOT/tools/train.py" "$CONFIG" --launcher pytorch "$@"
+exec "$(dirname "$0")/dist_run.sh" train.py "$NPROCS" "$CONFIG" "$@"

@@ -186,7 +186,8 @@ def test_robustness_report_assigns_no_private_runner_attributes():
 def test_dist_scripts_use_the_project_venv_and_torchrun_variables(tmp_path, script, args):
     tools = tmp_path / 'repo' / 'tools'
     tools.mkdir(parents=True)
-    shutil.copy(osp.join(REPO_ROOT, 'tools', script), tools / script)
+    for name in (script, 'dist_run.sh'):  # the launch both scripts share
+        shutil.copy(osp.join(REPO_ROOT, 'tools', name), tools / name)
     venv_bin = tmp_path / 'repo' / '.venv' / 'bin'
     venv_bin.mkdir(parents=True)
     record = tmp_path / 'args.txt'
