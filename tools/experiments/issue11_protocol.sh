@@ -4,11 +4,15 @@
 # Baselines of the confirmation do not depend on the pick, so they run next to the development;
 # the HiCD rows of the confirmation start only after the pick. Every cell has its own work dir.
 #   JOBS_SCALE=1 PYTHON=python WORK=work_dirs/issue11 bash tools/experiments/issue11_protocol.sh
+# SERIAL=1 runs the cells one after another, each with JOBS parallel trainings (a 2-core
+# machine: SERIAL=1 JOBS=2); the order is development, pick, then the confirmation cells.
 set -uo pipefail
 PY=${PYTHON:-python}
 W=${WORK:-work_dirs/issue11}
 S=${JOBS_SCALE:-1}   # parallel trainings per cell are multiplied by this (1: a 16-core machine)
-j() { echo $(( $1 * S > 0 ? $1 * S : 1 )); }
+SERIAL=${SERIAL:-0}
+j() { [ "$SERIAL" = 1 ] && echo "${JOBS:-2}" || echo $(( $1 * S > 0 ? $1 * S : 1 )); }
+bg() { if [ "$SERIAL" = 1 ]; then "$@"; else "$@" & fi; }  # a cell, in the background unless serial
 COMMON=(--crop 64 --batch-size 8 --teacher-iters 800 --threads 1 --quiet)
 FT=(--finetune-cfg-options optim_wrapper.optimizer.lr=0.0002)
 RUN=("$PY" tools/run_experiments.py)
@@ -27,46 +31,58 @@ wait
 
 # 1. development (val split): FC-Siam-diff, multi_deg_x4, seeds 0-2, 300 and 800 iterations
 for it in 300 800; do
-  "${RUN[@]}" --detector fc_siam_diff --settings multi_deg_x4 --methods lq ft_lq hicd \
-    --variants "$VARIANTS" --seeds 0 1 2 --iters $it --split val --work-dir "$W/dev$it" \
-    --jobs "$(j $([ $it = 300 ] && echo 3 || echo 5))" "${COMMON[@]}" "${FT[@]}" \
-    > "$W/dev$it.log" 2>&1 &
+  dev() {
+    "${RUN[@]}" --detector fc_siam_diff --settings multi_deg_x4 --methods lq ft_lq hicd \
+      --variants "$VARIANTS" --seeds 0 1 2 --iters $it --split val --work-dir "$W/dev$it" \
+      --jobs "$(j $([ $it = 300 ] && echo 3 || echo 5))" "${COMMON[@]}" "${FT[@]}" \
+      >> "$W/dev$it.log" 2>&1
+  }
+  bg dev
 done
 
-# 2a. confirmation baselines (test split), next to the development
+# a confirmation cell (test split)
 conf() {  # name jobs args...: one confirmation cell
   local name=$1 jobs=$2; shift 2
   "${RUN[@]}" --seeds "${CONF_SEEDS[@]}" --split test --work-dir "$W/conf_$name" \
     --jobs "$jobs" "${COMMON[@]}" "${FT[@]}" "$@" >> "$W/conf_$name.log" 2>&1
 }
-conf core "$(j 3)" --detector fc_siam_diff --settings multi_deg_x4 --iters 800 \
-  --methods teacher_hq teacher_lq lq ft_lq feat_mse cwd &
-B1=$!
-conf fc_res_blur "$(j 2)" --detector fc_siam_diff --settings resolution_x4 blur --iters 300 \
-  --methods lq ft_lq &
-B2=$!
-conf changeformer "$(j 2)" --detector changeformer --settings multi_deg_x4 --iters 300 \
-  --methods teacher_hq lq ft_lq &
-B3=$!
-conf fc_cf002 "$(j 2)" --detector fc_siam_diff --change-fraction 0.02 --settings multi_deg_x4 \
-  --iters 300 --methods teacher_hq lq ft_lq &
-B4=$!
+# the four confirmation cells: name, jobs (parallel mode), cell arguments, baseline methods
+CELL_ARGS=(
+  "core|3|--detector fc_siam_diff --settings multi_deg_x4 --iters 800|teacher_hq teacher_lq lq ft_lq feat_mse cwd"
+  "fc_res_blur|2|--detector fc_siam_diff --settings resolution_x4 blur --iters 300|lq ft_lq"
+  "changeformer|2|--detector changeformer --settings multi_deg_x4 --iters 300|teacher_hq lq ft_lq"
+  "fc_cf002|2|--detector fc_siam_diff --change-fraction 0.02 --settings multi_deg_x4 --iters 300|teacher_hq lq ft_lq"
+)
+baselines() {  # cell index: the cell's baselines (they do not depend on the pick)
+  IFS='|' read -r name jobs args methods <<< "${CELL_ARGS[$1]}"
+  conf "$name" "$(j "$jobs")" $args --methods $methods
+}
+chosen() {  # cell index: the chosen HiCD (with its ablations in the core cell)
+  IFS='|' read -r name jobs args methods <<< "${CELL_ARGS[$1]}"
+  local extra=()
+  [ "$name" = core ] && extra=("${ABL[@]}") && jobs=8
+  conf "$name" "$(j "$jobs")" $args --methods hicd "${extra[@]}" --variants "$W/chosen_variant.py"
+}
+pick() {
+  "$PY" tools/experiments/select_variant.py "$VARIANTS" "$W/chosen_variant.py" \
+    "$W/dev300/results.csv" "$W/dev800/results.csv" > "$W/pick.log" 2>&1 || exit 1
+  cat "$W/pick.log"
+  ABL=(hicd_no_sem_self hicd_no_sem_cross hicd_no_sem_global hicd_no_chg_self hicd_no_chg_global)
+  grep -q response_kd "$W/chosen_variant.py" && ABL+=(hicd_no_chg_kd)
+}
 
+if [ "$SERIAL" = 1 ]; then
+  # 3. the pick, then each cell's baselines and chosen HiCD (the core cell first)
+  pick
+  for c in 0 1 2 3; do baselines $c; chosen $c; done
+  exit 0
+fi
+# 2a. baselines next to the development
+PIDS=()
+for c in 0 1 2 3; do baselines $c & PIDS+=($!); done
 # 3. the pick (rule fixed in docs/results.md), once the development has finished
 wait %1 %2
-"$PY" tools/experiments/select_variant.py "$VARIANTS" "$W/chosen_variant.py" \
-  "$W/dev300/results.csv" "$W/dev800/results.csv" > "$W/pick.log" 2>&1 || exit 1
-cat "$W/pick.log"
-ABL=(hicd_no_sem_self hicd_no_sem_cross hicd_no_sem_global hicd_no_chg_self hicd_no_chg_global)
-grep -q response_kd "$W/chosen_variant.py" && ABL+=(hicd_no_chg_kd)
-
-# 2b. the chosen HiCD (and its ablations in the core cell), in each cell's own work dir
-wait $B1; conf core "$(j 8)" --detector fc_siam_diff --settings multi_deg_x4 --iters 800 \
-  --methods hicd "${ABL[@]}" --variants "$W/chosen_variant.py" &
-wait $B2; conf fc_res_blur "$(j 3)" --detector fc_siam_diff --settings resolution_x4 blur \
-  --iters 300 --methods hicd --variants "$W/chosen_variant.py" &
-wait $B3; conf changeformer "$(j 2)" --detector changeformer --settings multi_deg_x4 \
-  --iters 300 --methods hicd --variants "$W/chosen_variant.py" &
-wait $B4; conf fc_cf002 "$(j 2)" --detector fc_siam_diff --change-fraction 0.02 \
-  --settings multi_deg_x4 --iters 300 --methods hicd --variants "$W/chosen_variant.py" &
+pick
+# 2b. the chosen HiCD of each cell, in the cell's own work dir, after the cell's baselines
+for c in 0 1 2 3; do wait "${PIDS[$c]}"; chosen $c & done
 wait
