@@ -30,6 +30,7 @@ done
 wait
 
 # 1. development (val split): FC-Siam-diff, multi_deg_x4, seeds 0-2, 300 and 800 iterations
+DEV_PIDS=()
 for it in 300 800; do
   dev() {
     "${RUN[@]}" --detector fc_siam_diff --settings multi_deg_x4 --methods lq ft_lq hicd \
@@ -38,6 +39,7 @@ for it in 300 800; do
       >> "$W/dev$it.log" 2>&1
   }
   bg dev
+  DEV_PIDS+=($!)
 done
 
 # a confirmation cell (test split)
@@ -81,7 +83,7 @@ fi
 PIDS=()
 for c in 0 1 2 3; do baselines $c & PIDS+=($!); done
 # 3. the pick (rule fixed in docs/results.md), once the development has finished
-wait %1 %2
+wait "${DEV_PIDS[@]}"
 pick
 # 2b. the chosen HiCD of each cell, in the cell's own work dir, after the cell's baselines
 for c in 0 1 2 3; do wait "${PIDS[$c]}"; chosen $c & done
