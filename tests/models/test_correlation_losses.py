@@ -152,6 +152,33 @@ def test_gram_float64_avoids_cancellation():
     assert rel(self_mse(xs, xt, gram_dtype=None), ref.float()) > 0.1
 
 
+def test_accumulation_dtype_is_a_floor():
+    """gram_dtype raises the accumulation dtype but never lowers the input's."""
+    assert corr.accumulation_dtype(torch.float32, torch.float16) == torch.float32
+    assert corr.accumulation_dtype(torch.float32, torch.float64) == torch.float64
+    assert corr.accumulation_dtype('float64', torch.float32) == torch.float64
+    assert corr.accumulation_dtype(None, torch.bfloat16) == torch.bfloat16
+    with pytest.raises(ValueError, match='gram_dtype'):
+        corr.accumulation_dtype('int32', torch.float32)
+
+
+@pytest.mark.parametrize('noise,tol', [(1.0, 1e-5), (0.1, 1e-5), (0.01, 1e-3)])
+def test_default_float32_grams_at_training_loss_values(noise, tol):
+    """The float32 default matches the float64 value and gradient where training losses are."""
+    g = torch.Generator().manual_seed(2)
+    t = F.normalize(torch.randn(3, 48, 40, 40, generator=g).relu(), dim=1)
+    s = t + noise * torch.randn(t.shape, generator=g)
+    xs, xt = flatten_features(s).requires_grad_(), flatten_features(t)
+    values, grads = [], []
+    for module in (SelfCorrelationLoss(), SelfCorrelationLoss(gram_dtype='float64')):
+        loss = module(xs.view(3, 48, 40, 40), xt.view(3, 48, 40, 40))
+        values.append(loss.double())
+        grads.append(torch.autograd.grad(loss, xs)[0].double())
+    assert SelfCorrelationLoss().gram_dtype == torch.float32
+    assert rel(values[0], values[1]) < tol
+    assert rel(grads[0], grads[1]) < 10 * tol
+
+
 def test_gram_clamped_at_zero():
     """In float32 the three terms of a near-identical pair can sum to a tiny negative value."""
     for seed in range(10):

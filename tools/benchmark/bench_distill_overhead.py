@@ -75,13 +75,14 @@ def teacher_forward_fn(distiller: torch.nn.Module, hq: torch.Tensor) -> Callable
 
 def bench_one(path: str, args: argparse.Namespace) -> Dict:
     model_cfg, scope, preset = load_model_cfg(path, args.root)
+    term_kwargs = {} if args.gram_dtype is None else dict(gram_dtype=args.gram_dtype)
     with DefaultScope.overwrite_default_scope(scope):
         torch.manual_seed(0)
         plain = MODELS.build(model_cfg)
         torch.manual_seed(0)
         distiller = MODELS.build(dict(type=HiCDDistiller, student=model_cfg,
                                       feature_preset=preset,
-                                      distill_terms=default_hicd_terms(),
+                                      distill_terms=default_hicd_terms(**term_kwargs),
                                       allow_random_teacher=True))
     g = torch.Generator().manual_seed(0)
     lq = torch.randn(args.batch, 6, args.size, args.size, generator=g)
@@ -109,6 +110,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--repeats', type=int, default=3, help='timed rounds')
     parser.add_argument('--warmup', type=int, default=1, help='untimed rounds')
     parser.add_argument('--threads', type=int, default=2, help='torch threads')
+    parser.add_argument('--gram-dtype', help='gram_dtype of every correlation term (default: '
+                        'the losses\' default, float32; e.g. float64 for the earlier default)')
     args = parser.parse_args()
     if args.opencd:
         import opencd  # noqa: F401  (registers Open-CD's components)
@@ -138,6 +141,7 @@ def main() -> None:
         print(f"| `{r['config']}` | {r['plain']:.3f} | {r['hicd']:.3f} | **{r['ratio']:.2f}x** | "
               f"{r['teacher']:.3f} | {r['floor']:.2f}x |")
     print(f'\n{args.size}x{args.size}, batch {args.batch}, torch {torch.__version__}, '
+          f'gram_dtype {args.gram_dtype or "default (float32)"}, '
           f'{args.threads} threads, median of {args.repeats} interleaved rounds after '
           f'{args.warmup} warm-up; load average before {load_before}, after {load_after}.')
 

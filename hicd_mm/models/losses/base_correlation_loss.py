@@ -32,8 +32,10 @@ class BaseCorrelationLoss(nn.Module):
             global RNG by ``torch.randperm``) for either distance. ``None`` uses all positions.
         resize_mode (str): ``'bilinear'`` resizes student maps to the teacher's size; ``'error'``
             raises on a spatial mismatch.
-        gram_dtype (torch.dtype | str, optional): Dtype of the Gram products of ``'mse'``;
-            ``None`` keeps the input dtype.
+        gram_dtype (torch.dtype | str, optional): Least dtype of the Gram products of
+            ``'mse'`` (default float32; wider inputs keep theirs, see
+            :func:`~hicd_mm.models.losses.correlation.accumulation_dtype`); ``None`` keeps
+            the input dtype; ``'float64'`` for exact values when student ~ teacher.
         class_balance (str, optional): Change-aware weighting from the ground truth resized to
             the feature grid (the loss then needs ``label``): ``'rows'`` weights every affinity
             row so that changed and unchanged positions carry half of the total each;
@@ -49,7 +51,7 @@ class BaseCorrelationLoss(nn.Module):
     def __init__(self, loss_weight: float = 1.0, normalize: bool = True,
                  pool_size: Optional[int] = None, distance: str = 'mse', tau: float = 1.0,
                  chunk_size: int = 1024, sample_pixels: Optional[int] = None,
-                 resize_mode: str = 'bilinear', gram_dtype: DTypeLike = torch.float64,
+                 resize_mode: str = 'bilinear', gram_dtype: DTypeLike = torch.float32,
                  class_balance: Optional[str] = None, ignore_index: int = 255,
                  loss_name: Optional[str] = None) -> None:
         super().__init__()
