@@ -14,7 +14,7 @@ from hicd_mm.registry import MODELS, build_in_hicd_scope
 from hicd_mm.utils.checkpoint import load_teacher_weights
 from ..data_preprocessor import HQPairDataPreprocessor
 from ..losses.base_correlation_loss import BaseCorrelationLoss
-from ..losses.feature_preparation import FeaturePreparation, PreparedPair, prepare_pair
+from ..losses.correlation import FeaturePreparation, PreparedPair, prepare_pair
 from .feature_points import (ModuleRecorder, SemanticRecorder, count_module_calls,
                              resolve_feature_points)
 
