@@ -7,7 +7,7 @@ from hicd_mm.models.losses import (ChannelWiseDivergenceLoss, CrossCorrelationLo
                                    FeatureMSELoss, GlobalCorrelationLoss, SelfCorrelationLoss)
 from hicd_mm.models.losses import correlation as corr
 from hicd_mm.models.losses import correlation_reference as ref_impl
-from hicd_mm.models.losses.feature_preparation import flatten_features
+from hicd_mm.models.losses.correlation import flatten_features
 from hicd_mm.registry import MODELS
 
 # (B, C_s, C_t, H, W)

@@ -91,9 +91,8 @@ def worker(term: str, impl: str, config: str, measure: str, repeats: int,
     """
     import torch
 
-    from hicd_mm.models.losses.correlation import correlation_mse
+    from hicd_mm.models.losses.correlation import correlation_mse, flatten_features
     from hicd_mm.models.losses.correlation_reference import correlation_mse_explicit
-    from hicd_mm.models.losses.feature_preparation import flatten_features
 
     torch.set_num_threads(threads)
     b, c, h, w = (int(v) for v in config.split('x'))

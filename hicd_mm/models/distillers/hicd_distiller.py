@@ -14,9 +14,9 @@ from hicd_mm.registry import MODELS, build_in_hicd_scope
 from hicd_mm.utils.checkpoint import load_teacher_weights
 from ..data_preprocessor import HQPairDataPreprocessor
 from ..losses.base_correlation_loss import BaseCorrelationLoss
-from ..losses.feature_preparation import FeaturePreparation, PreparedPair, prepare_pair
-from .feature_points import SemanticRecorder, count_module_calls, resolve_feature_points
-from .recorder import ModuleRecorder
+from ..losses.correlation import FeaturePreparation, PreparedPair, prepare_pair
+from .feature_points import (ModuleRecorder, SemanticRecorder, count_module_calls,
+                             resolve_feature_points)
 
 # semantic: per encoder stage and date; semantic_pair: per stage, the (t1, t2) pair;
 # change: the decoder feature fed to the classifier; change_logits: the classifier's output.

@@ -1,13 +1,12 @@
 from .base_correlation_loss import BaseCorrelationLoss
 from .baselines import ChannelWiseDivergenceLoss, FeatureMSELoss
 from .change_dice import ChangeDiceLoss
-from .correlation import (batch_correlation_mse, batch_to_positions, correlation_kl,
+from .correlation import (FeaturePreparation, PreparedPair, batch_correlation_mse,
+                          batch_to_positions, class_balanced_position_weights, correlation_kl,
                           correlation_mse, cross_image_correlation_kl,
-                          cross_image_correlation_mse, sample_positions)
+                          cross_image_correlation_mse, flatten_features, match_spatial,
+                          prepare_pair, sample_positions)
 from .cross_correlation_loss import CrossCorrelationLoss
-from .feature_preparation import (FeaturePreparation, PreparedPair,
-                                  class_balanced_position_weights, flatten_features,
-                                  match_spatial, prepare_pair)
 from .global_correlation_loss import GlobalCorrelationLoss
 from .response_kd_loss import ResponseKDLoss
 from .self_correlation_loss import SelfCorrelationLoss

@@ -5,10 +5,9 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .correlation import (DISTANCES, DTypeLike, correlation_kl, correlation_mse,
-                          resolve_dtype, sample_positions)
-from .feature_preparation import (FeaturePreparation, PreparedPair,
-                                  class_balanced_position_weights, prepare_pair)
+from .correlation import (DISTANCES, DTypeLike, FeaturePreparation, PreparedPair,
+                          class_balanced_position_weights, correlation_kl, correlation_mse,
+                          prepare_pair, resolve_dtype, sample_positions)
 
 CLASS_BALANCE_MODES = ('rows', 'pairs')
 

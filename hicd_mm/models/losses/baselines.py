@@ -18,7 +18,7 @@ from torch import Tensor
 
 from hicd_mm.registry import MODELS
 
-from .feature_preparation import RESIZE_MODES, match_spatial
+from .correlation import RESIZE_MODES, match_spatial
 
 
 def _check_channels(name: str, value: Optional[int]) -> None:

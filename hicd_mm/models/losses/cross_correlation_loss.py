@@ -3,8 +3,7 @@ from torch import Tensor
 
 from hicd_mm.registry import MODELS
 from .base_correlation_loss import BaseCorrelationLoss
-from .correlation import sample_positions
-from .feature_preparation import PreparedPair
+from .correlation import PreparedPair, sample_positions
 
 
 @MODELS.register_module()

@@ -5,9 +5,8 @@ from torch import Tensor
 
 from hicd_mm.registry import MODELS
 from .base_correlation_loss import BaseCorrelationLoss
-from .correlation import (batch_to_positions, cross_image_correlation_kl,
+from .correlation import (PreparedPair, batch_to_positions, cross_image_correlation_kl,
                           cross_image_correlation_mse)
-from .feature_preparation import PreparedPair
 
 GLOBAL_BLOCKS = ('cross_image', 'all')
 

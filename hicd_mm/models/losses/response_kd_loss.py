@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hicd_mm.registry import MODELS
-from .feature_preparation import RESIZE_MODES, class_balanced_position_weights, match_spatial
+from .correlation import RESIZE_MODES, class_balanced_position_weights, match_spatial
 
 
 @MODELS.register_module()

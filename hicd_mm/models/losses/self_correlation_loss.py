@@ -5,7 +5,7 @@ from torch import Tensor
 
 from hicd_mm.registry import MODELS
 from .base_correlation_loss import BaseCorrelationLoss
-from .feature_preparation import PreparedPair
+from .correlation import PreparedPair
 
 
 @MODELS.register_module()

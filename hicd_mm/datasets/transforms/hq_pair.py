@@ -1,13 +1,23 @@
-"""Degrade one image of the pair and keep the untouched high-quality pair for the teacher."""
+"""The pipeline steps of the HQ-pair contract of a HiCD training pipeline.
+
+:class:`DegradeImage` degrades one image of the pair (B by default) and, with ``keep_hq=True``,
+keeps the untouched high-quality copy in ``results['img_hq']``; :class:`PackHQPair` then packs
+that copy as its own field ``inputs_hq`` with the host's own packer, next to the LQ ``inputs``.
+"""
+import copy
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
+import torch
 from mmcv.transforms import BaseTransform
 
 from hicd_mm.datasets.degradations import apply_spec, build_specs, check_image, degradation_rng
 from hicd_mm.registry import TRANSFORMS
 
 _TARGETS = {'A': 0, 'B': 1, 0: 0, 1: 1}
+# The contract's two keys: DegradeImage writes the HQ copy, PackHQPair packs it as its own field.
+HQ_RESULTS_KEY = 'img_hq'
+HQ_INPUTS_KEY = 'inputs_hq'
 
 
 @TRANSFORMS.register_module()
@@ -103,8 +113,8 @@ class DegradeImage(BaseTransform):
         rng, seed_info = self._rng(results)
         degraded, record = apply_spec(img, self.specs, rng)
         record.update(target=self.target, **seed_info)
-        if self.keep_hq and 'img_hq' not in results:
-            results['img_hq'] = [imgs[0].copy(), imgs[1].copy()]
+        if self.keep_hq and HQ_RESULTS_KEY not in results:
+            results[HQ_RESULTS_KEY] = [imgs[0].copy(), imgs[1].copy()]
         new = list(imgs)
         new[self.index] = degraded
         results['img'] = new
@@ -119,3 +129,54 @@ class DegradeImage(BaseTransform):
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(degradation={self.degradation!r}, specs={self.specs}, '
                 f'target={self.target!r}, keep_hq={self.keep_hq}, seed={self.seed})')
+
+
+@TRANSFORMS.register_module()
+class PackHQPair(BaseTransform):
+    """Run a host packing step on the LQ pair and again on its HQ copy (``inputs_hq``).
+
+    The last step of a HiCD training pipeline: ``DegradeImage(keep_hq=True)`` right before it
+    stored the untouched pair in ``results['img_hq']``. Packers that keep only the keys they
+    know (Open-CD's ``MultiImgPackSegInputs``) would drop it, so this step wraps the host's
+    packer: its output is the packer's own (``inputs``, ``data_samples``) plus ``inputs_hq``,
+    the HQ pair packed by the same packer, which the student's data preprocessor then treats
+    exactly like ``inputs`` (:class:`~hicd_mm.models.HQPairDataPreprocessor`) and which reaches
+    ``HiCDDistiller.forward(inputs_hq=...)`` by name.
+
+    A HiCD config replaces the host's packing step with it, e.g.::
+
+        pipeline=[*_base_.train_dataloader.dataset.pipeline[:-1],
+                  _base_.train_degradation,      # hicd_mm.DegradeImage(keep_hq=True)
+                  dict(type='hicd_mm.PackHQPair',
+                       packer=_base_.train_dataloader.dataset.pipeline[-1])]
+
+    Args:
+        packer (dict | callable): The host's packing transform (its type resolves in the
+            config's default scope, e.g. Open-CD's ``MultiImgPackSegInputs``).
+    """
+
+    def __init__(self, packer: Union[dict, BaseTransform]) -> None:
+        self.packer = TRANSFORMS.build(packer) if isinstance(packer, dict) else packer
+        if not callable(self.packer):
+            raise TypeError(f'PackHQPair: packer must be a transform config, got {packer!r}')
+
+    def transform(self, results: dict) -> dict:
+        if HQ_RESULTS_KEY not in results:
+            raise KeyError(
+                "PackHQPair: results has no 'img_hq' (the high-quality copy of the pair). Put "
+                "dict(type='hicd_mm.DegradeImage', ..., keep_hq=True) in the pipeline right "
+                'before this packing step (after the augmentations)')
+        hq_results = copy.copy(results)
+        hq_results['img'] = results[HQ_RESULTS_KEY]
+        packed = self.packer(results)
+        hq_inputs = self.packer(hq_results)['inputs']
+        lq_inputs = packed['inputs']
+        if not isinstance(hq_inputs, torch.Tensor) or hq_inputs.shape != lq_inputs.shape:
+            raise RuntimeError(
+                f'PackHQPair: the packed HQ pair has shape {tuple(getattr(hq_inputs, "shape", ()))}'
+                f', the LQ pair {tuple(lq_inputs.shape)}; the degradation must keep the size')
+        packed[HQ_INPUTS_KEY] = hq_inputs
+        return packed
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(packer={self.packer!r})'
