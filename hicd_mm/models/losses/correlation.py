@@ -322,8 +322,9 @@ def _position_chunks(b: int, c: int, n: int) -> List[slice]:
 def _grams(x_s: Tensor, x_t: Tensor, dtype: torch.dtype) -> Tuple[Tensor, Tensor, Tensor]:
     """Per-sample Gram matrices ``x_s x_s^T``, ``x_t x_t^T`` and ``x_s x_t^T`` in ``dtype``.
 
-    They are accumulated over chunks of positions in one pass, so each chunk of the inputs is
-    converted to ``dtype`` once.
+    Inputs of another dtype are accumulated over chunks of positions in one pass, so each
+    chunk is converted to ``dtype`` once and no full-size converted copy exists; inputs
+    already in ``dtype`` take one product over all positions.
 
     Args:
         x_s (Tensor): ``(B, C_s, N)``.
@@ -333,6 +334,11 @@ def _grams(x_s: Tensor, x_t: Tensor, dtype: torch.dtype) -> Tuple[Tensor, Tensor
     Returns:
         tuple[Tensor, Tensor, Tensor]: ``(B, C_s, C_s)``, ``(B, C_t, C_t)``, ``(B, C_s, C_t)``.
     """
+    if x_s.dtype == dtype and x_t.dtype == dtype:
+        # Nothing to convert: one product over all positions (the chunks only bound the size
+        # of converted copies, and many small products are slower than one).
+        return (torch.bmm(x_s, x_s.transpose(1, 2)), torch.bmm(x_t, x_t.transpose(1, 2)),
+                torch.bmm(x_s, x_t.transpose(1, 2)))
     b, c_s, n = x_s.shape
     c_t = x_t.shape[1]
     g_ss = x_s.new_zeros((b, c_s, c_s), dtype=dtype)
@@ -348,7 +354,7 @@ def _grams(x_s: Tensor, x_t: Tensor, dtype: torch.dtype) -> Tuple[Tensor, Tensor
 
 def _gram_apply(g_1: Tensor, x_1: Tensor, g_2: Tensor, x_2: Tensor, coef: Tensor,
                 out_dtype: torch.dtype) -> Tensor:
-    """``coef * (g_1 x_1 - g_2 x_2)`` per sample, in chunks of positions.
+    """``coef * (g_1 x_1 - g_2 x_2)`` per sample (in chunks of positions when converting).
 
     Args:
         g_1 (Tensor): ``(B, C, C_1)`` in the accumulation dtype.
@@ -362,6 +368,8 @@ def _gram_apply(g_1: Tensor, x_1: Tensor, g_2: Tensor, x_2: Tensor, coef: Tensor
         Tensor: ``(B, C, N)`` in ``out_dtype``.
     """
     dtype = g_1.dtype
+    if x_1.dtype == dtype and x_2.dtype == dtype and out_dtype == dtype:
+        return torch.bmm(g_1, x_1).baddbmm_(g_2, x_2, alpha=-1).mul_(coef)
     b, c, n = x_1.shape[0], g_1.shape[1], x_1.shape[2]
     out = x_1.new_empty((b, c, n), dtype=out_dtype)
     for sl in _position_chunks(b, max(c, x_1.shape[1], x_2.shape[1]), n):
