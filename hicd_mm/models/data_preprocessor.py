@@ -1,5 +1,4 @@
 """Data preprocessor for stacked bi-temporal inputs (6 channels per pair)."""
-import copy
 from numbers import Number
 from typing import List, Optional, Sequence
 
@@ -129,57 +128,3 @@ class DualInputSegDataPreProcessor(BaseDataPreprocessor):
                     setattr(sample, field, PixelData(data=padded))
         sample.set_metainfo(dict(img_shape=img_shape, pad_shape=pad_shape,
                                  padding_size=pad))
-
-
-@MODELS.register_module()
-class HQPairDataPreprocessor(BaseDataPreprocessor):
-    """Run a detector's own data preprocessor on the LQ pair and, separately, on the HQ pair.
-
-    HiCD batches carry the high-quality copy of each pair as its own field ``inputs_hq`` (see
-    :class:`~hicd_mm.datasets.transforms.PackHQPair`). The wrapped preprocessor (the
-    student's: Open-CD's, mmseg's or ours, unchanged) processes ``inputs`` and ``inputs_hq`` with
-    the same instance and settings, so both pairs get identical colour conversion,
-    normalisation and padding. Batches without ``inputs_hq`` (validation, test) pass through.
-
-    Args:
-        preprocessor (dict | nn.Module, optional): The wrapped data preprocessor (a config
-            resolves in the config's default scope, like the student's own). ``None``:
-            mmengine's ``BaseDataPreprocessor``.
-    """
-
-    def __init__(self, preprocessor=None) -> None:
-        super().__init__()
-        if preprocessor is None:  # a detector config without one: mmengine's default
-            preprocessor = BaseDataPreprocessor()
-        elif isinstance(preprocessor, dict):
-            preprocessor = MODELS.build(preprocessor)
-        self.preprocessor = preprocessor
-
-    def forward(self, data: dict, training: bool = False) -> dict:
-        """Preprocess ``inputs`` (with ``data_samples``) and ``inputs_hq`` alike.
-
-        Args:
-            data (dict): ``inputs``, ``data_samples`` and optionally ``inputs_hq`` (lists of
-                per-sample tensors from the dataloader).
-            training (bool): Whether the model is training.
-
-        Returns:
-            dict: The wrapped preprocessor's output, plus ``inputs_hq`` (N, C, H, W) when the
-            batch had it.
-        """
-        inputs_hq = data.get('inputs_hq')
-        main = {k: v for k, v in data.items() if k != 'inputs_hq'}
-        # The wrapped preprocessor pads labels and writes padding metainfo into data_samples;
-        # the HQ pass works on a copy so the samples are processed exactly once.
-        hq_samples = copy.deepcopy(data.get('data_samples')) if inputs_hq is not None else None
-        out = self.preprocessor(main, training)
-        if inputs_hq is None:
-            return out
-        hq_out = self.preprocessor(dict(inputs=inputs_hq, data_samples=hq_samples), training)
-        if hq_out['inputs'].shape != out['inputs'].shape:
-            raise RuntimeError(
-                f'HQPairDataPreprocessor: preprocessed inputs_hq has shape '
-                f'{tuple(hq_out["inputs"].shape)} but inputs {tuple(out["inputs"].shape)}; '
-                'the LQ and HQ pairs of a sample must have the same size')
-        out['inputs_hq'] = hq_out['inputs']
-        return out

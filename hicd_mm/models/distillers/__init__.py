@@ -1,4 +1,4 @@
 from .feature_points import ModuleRecorder
-from .hicd_distiller import HiCDDistiller, default_hicd_terms
+from .hicd_distiller import HiCDDistiller, HQPairDataPreprocessor, default_hicd_terms
 
-__all__ = ['HiCDDistiller', 'ModuleRecorder', 'default_hicd_terms']
+__all__ = ['HiCDDistiller', 'HQPairDataPreprocessor', 'ModuleRecorder', 'default_hicd_terms']

@@ -1,4 +1,8 @@
-"""HiCD distiller: a frozen high-quality teacher guides a low-quality student."""
+"""HiCD distiller: a frozen high-quality teacher guides a low-quality student.
+
+Also the distiller's data preprocessor, :class:`HQPairDataPreprocessor`, which runs the
+student's own preprocessor on the LQ pair and on the HQ pair (``inputs_hq``).
+"""
 import copy
 import inspect
 import math
@@ -7,12 +11,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from mmengine.config import ConfigDict
 from mmengine.logging import print_log
-from mmengine.model import BaseModel
+from mmengine.model import BaseDataPreprocessor, BaseModel
 from torch import Tensor, nn
 
 from hicd_mm.registry import MODELS, build_in_hicd_scope
 from hicd_mm.utils.checkpoint import load_teacher_weights
-from ..data_preprocessor import HQPairDataPreprocessor
 from ..losses.base_correlation_loss import BaseCorrelationLoss
 from ..losses.correlation import FeaturePreparation, PreparedPair, prepare_pair
 from .feature_points import (ModuleRecorder, SemanticRecorder, count_module_calls,
@@ -27,6 +30,60 @@ FEATURE_KINDS = ('semantic', 'semantic_pair', 'change', 'change_logits')
 # pooling): full-resolution change features (e.g. 256 x 256) cost 16x less at 64 x 64, and
 # 64 x 64 = 4096 positions keep the structure the affinities describe. See docs/method.md.
 DEFAULT_POOL_SIZE = 64
+
+
+@MODELS.register_module()
+class HQPairDataPreprocessor(BaseDataPreprocessor):
+    """Run a detector's own data preprocessor on the LQ pair and, separately, on the HQ pair.
+
+    HiCD batches carry the high-quality copy of each pair as its own field ``inputs_hq`` (see
+    :class:`~hicd_mm.datasets.transforms.PackHQPair`). The wrapped preprocessor (the
+    student's: Open-CD's, mmseg's or ours, unchanged) processes ``inputs`` and ``inputs_hq`` with
+    the same instance and settings, so both pairs get identical colour conversion,
+    normalisation and padding. Batches without ``inputs_hq`` (validation, test) pass through.
+
+    Args:
+        preprocessor (dict | nn.Module, optional): The wrapped data preprocessor (a config
+            resolves in the config's default scope, like the student's own). ``None``:
+            mmengine's ``BaseDataPreprocessor``.
+    """
+
+    def __init__(self, preprocessor=None) -> None:
+        super().__init__()
+        if preprocessor is None:  # a detector config without one: mmengine's default
+            preprocessor = BaseDataPreprocessor()
+        elif isinstance(preprocessor, dict):
+            preprocessor = MODELS.build(preprocessor)
+        self.preprocessor = preprocessor
+
+    def forward(self, data: dict, training: bool = False) -> dict:
+        """Preprocess ``inputs`` (with ``data_samples``) and ``inputs_hq`` alike.
+
+        Args:
+            data (dict): ``inputs``, ``data_samples`` and optionally ``inputs_hq`` (lists of
+                per-sample tensors from the dataloader).
+            training (bool): Whether the model is training.
+
+        Returns:
+            dict: The wrapped preprocessor's output, plus ``inputs_hq`` (N, C, H, W) when the
+            batch had it.
+        """
+        inputs_hq = data.get('inputs_hq')
+        main = {k: v for k, v in data.items() if k != 'inputs_hq'}
+        # The wrapped preprocessor pads labels and writes padding metainfo into data_samples;
+        # the HQ pass works on a copy so the samples are processed exactly once.
+        hq_samples = copy.deepcopy(data.get('data_samples')) if inputs_hq is not None else None
+        out = self.preprocessor(main, training)
+        if inputs_hq is None:
+            return out
+        hq_out = self.preprocessor(dict(inputs=inputs_hq, data_samples=hq_samples), training)
+        if hq_out['inputs'].shape != out['inputs'].shape:
+            raise RuntimeError(
+                f'HQPairDataPreprocessor: preprocessed inputs_hq has shape '
+                f'{tuple(hq_out["inputs"].shape)} but inputs {tuple(out["inputs"].shape)}; '
+                'the LQ and HQ pairs of a sample must have the same size')
+        out['inputs_hq'] = hq_out['inputs']
+        return out
 
 
 def default_hicd_terms(sem_self: float = 1.0, sem_cross: float = 1.0, sem_global: float = 1.0,
