@@ -202,6 +202,207 @@ def test_gram_clamped_at_zero():
                 assert grad[b].abs().max() > 0
 
 
+# ------------------------------------------------ Gram matrices shared by the terms of a pair
+def plain_grams(x_s, x_t):
+    """The three per-sample Gram matrices with plain bmm (torch autograd differentiates them)."""
+    return (torch.bmm(x_s, x_s.transpose(1, 2)), torch.bmm(x_t, x_t.transpose(1, 2)),
+            torch.bmm(x_s, x_t.transpose(1, 2)))
+
+
+def gram_nodes(loss):
+    """The distinct ``_PairGrams`` backward nodes in the autograd graph of ``loss``."""
+    seen, stack = {}, [loss.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen[id(node)] = node
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return [n for n in seen.values() if type(n).__name__ == '_PairGramsBackward']
+
+
+@pytest.mark.parametrize('shape', [(2, 3, 5, 7), (1, 6, 2, 4), (3, 4, 4, 9)])
+def test_pair_grams_backward_matches_autograd(shape):
+    """The analytic backward of ``_PairGrams`` against torch autograd of plain bmm Grams, for
+    arbitrary (non-symmetric) incoming gradients, unused outputs and a constant teacher."""
+    b, c_s, c_t, n = shape
+    g = torch.Generator().manual_seed(sum(shape))
+
+    def rnd(*size):
+        return torch.randn(*size, generator=g, dtype=torch.float64)
+
+    x_s, x_t = rnd(b, c_s, n).requires_grad_(), rnd(b, c_t, n).requires_grad_()
+    upstream = (rnd(b, c_s, c_s), rnd(b, c_t, c_t), rnd(b, c_s, c_t))
+    out, ref = corr.pair_grams(x_s, x_t, torch.float64), plain_grams(x_s, x_t)
+    for o, r in zip(out, ref):
+        assert o.dtype == torch.float64 and rel(o, r) < 1e-12
+    grads = torch.autograd.grad(out, (x_s, x_t), upstream)
+    grads_ref = torch.autograd.grad(ref, (x_s, x_t), upstream)
+    for gr, gr_ref in zip(grads, grads_ref):
+        assert gr_ref.abs().max() > 0 and rel(gr, gr_ref) < 1e-10
+    # Only some outputs used: the others contribute nothing.
+    for used in ([0], [1], [2], [0, 2]):
+        out, ref = corr.pair_grams(x_s, x_t, torch.float64), plain_grams(x_s, x_t)
+        grads = torch.autograd.grad([out[i] for i in used], (x_s, x_t),
+                                    [upstream[i] for i in used], allow_unused=True)
+        grads_ref = torch.autograd.grad([ref[i] for i in used], (x_s, x_t),
+                                        [upstream[i] for i in used], allow_unused=True)
+        for x, gr, gr_ref in zip((x_s, x_t), grads, grads_ref):
+            assert (gr is None) == (gr_ref is None) or gr.abs().max() == 0
+            gr = torch.zeros_like(x) if gr is None else gr
+            gr_ref = torch.zeros_like(x) if gr_ref is None else gr_ref
+            assert (gr - gr_ref).abs().max() <= 1e-10 * gr_ref.abs().max().clamp_min(1)
+    # A constant teacher gets no gradient; the student's is unchanged.
+    x_t_const = x_t.detach()
+    out = corr.pair_grams(x_s, x_t_const, torch.float64)
+    (grad,) = torch.autograd.grad(out, x_s, upstream)
+    ref = plain_grams(x_s, x_t_const)  # its G_tt is a constant
+    (grad_ref,) = torch.autograd.grad((ref[0], ref[2]), x_s, (upstream[0], upstream[2]))
+    assert rel(grad, grad_ref) < 1e-10
+    assert torch.autograd.gradcheck(lambda a, c: corr.pair_grams(a, c, torch.float64),
+                                    (x_s, x_t))
+
+
+def test_pair_grams_converted_in_chunks(monkeypatch):
+    """float32 inputs with float64 accumulation go through chunks of positions in both passes;
+    the gradients come back in float32."""
+    monkeypatch.setattr(corr, 'GRAM_CHUNK_ELEMENTS', 1)  # 128 positions per chunk
+    g = torch.Generator().manual_seed(5)
+    x_s = torch.randn(2, 3, 300, generator=g).requires_grad_()
+    x_t = torch.randn(2, 4, 300, generator=g).requires_grad_()
+    upstream = [torch.randn(2, *s, generator=g, dtype=torch.float64)
+                for s in ((3, 3), (4, 4), (3, 4))]
+    out = corr.pair_grams(x_s, x_t, torch.float64)
+    ref = plain_grams(x_s.double(), x_t.double())
+    for o, r in zip(out, ref):
+        assert o.dtype == torch.float64 and rel(o, r) < 1e-12
+    grads = torch.autograd.grad(out, (x_s, x_t), upstream)
+    grads_ref = torch.autograd.grad(ref, (x_s, x_t), upstream)
+    for gr, gr_ref in zip(grads, grads_ref):
+        assert gr.dtype == torch.float32 and rel(gr, gr_ref) < 1e-6
+
+
+# (B, C_s, C_t, H, W)
+SHARED_SHAPES = [(2, 8, 16, 5, 7), (3, 32, 4, 9, 9), (1, 6, 6, 1, 11), (4, 12, 20, 6, 5)]
+
+
+@pytest.mark.parametrize('shape', SHARED_SHAPES)
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
+def test_shared_pair_grams_match_separate_terms(shape, dtype):
+    """Self and cross-image terms on one prepared pair (shared Grams, one backward pass) give
+    the values and gradients of the terms computed separately: through the general Gram path
+    (rows and columns as distinct tensors, nothing shared) and through the explicit N x N
+    references."""
+    (s,), (t,) = make_inputs(shape, seed=sum(shape) + 1, dtype=dtype)
+    self_loss = SelfCorrelationLoss(loss_weight=0.7)
+    glob_loss = GlobalCorrelationLoss(loss_weight=1.3)
+    pair = corr.prepare_pair(s, t, self_loss.preparation)
+    shared = dict(self=self_loss.forward_prepared(pair), glob=glob_loss.forward_prepared(pair))
+    assert len(gram_nodes(shared['self'] + shared['glob'])) == 1
+    grads_shared = {k: torch.autograd.grad(v, s, retain_graph=True)[0]
+                    for k, v in shared.items()}
+    (grad_total,) = torch.autograd.grad(shared['self'] + shared['glob'], s)
+
+    def general(term, x_s, x_t):
+        """The old general Gram function: columns are views, so rows is not cols."""
+        if term == 'self':
+            return 0.7 * corr.correlation_mse(x_s, x_s.view_as(x_s), x_t, x_t.view_as(x_t))
+        return 1.3 * corr.cross_image_correlation_mse(x_s, x_t, rows_s=x_s.view_as(x_s),
+                                                      rows_t=x_t.view_as(x_t))
+
+    def explicit(term, x_s, x_t):
+        if term == 'self':
+            return 0.7 * self_mse_explicit(x_s, x_t)
+        return 1.3 * ref_impl.cross_image_correlation_mse_explicit(x_s, x_t)
+
+    s64 = s.detach().double().requires_grad_()
+    tol = 1e-10 if dtype == torch.float64 else 1e-5
+    for term, value in shared.items():
+        assert value.dtype == dtype
+        if term == 'glob' and shape[0] == 1:
+            assert value.item() == 0 and grads_shared[term].abs().max() == 0
+            continue
+        assert value.item() > 0
+        for fn, x_s, x_t in ((general, s, t), (explicit, s64, t.double())):
+            ref = fn(term, flatten_features(x_s), flatten_features(x_t))
+            (grad_ref,) = torch.autograd.grad(ref, x_s)
+            assert rel(value.double(), ref.double()) < tol
+            assert rel(grads_shared[term].double(), grad_ref.double()) < tol
+    # One backward pass through the shared Grams is the sum of the separate gradients.
+    assert rel(grad_total, grads_shared['self'] + grads_shared['glob']) < tol
+    # The module values equal the public functions on the same tensors.
+    x_s, x_t = pair.student, pair.teacher
+    assert torch.equal(shared['self'], 0.7 * corr.correlation_mse(x_s, x_s, x_t, x_t))
+    assert torch.equal(shared['glob'], 1.3 * corr.cross_image_correlation_mse(x_s, x_t))
+
+
+def test_self_and_cross_image_terms_share_one_gram_product():
+    """The pair memoises its Grams per dtype (and grad mode); the self and cross-image terms
+    on it reach the same Gram node, separately prepared pairs one each; weighted, sampled,
+    KL and float64 terms leave the float32 Grams alone."""
+    (s,), (t,) = make_inputs((3, 8, 6, 7, 5), seed=9)
+    self_loss, glob_loss = SelfCorrelationLoss(), GlobalCorrelationLoss()
+    pair = corr.prepare_pair(s, t, self_loss.preparation)
+    grams = pair.grams(torch.float32)
+    assert pair.grams(torch.float32) is grams
+    assert [g.shape for g in grams] == [(3, 8, 8), (3, 6, 6), (3, 8, 6)]
+    total = self_loss.forward_prepared(pair) + glob_loss.forward_prepared(pair)
+    (node,) = gram_nodes(total)
+    assert node is grams[0].grad_fn
+    assert len(gram_nodes(self_loss(s, t) + glob_loss(s, t))) == 2
+    # Grams computed without gradients are never handed to a term that needs one.
+    with torch.no_grad():
+        no_grad = pair.grams(torch.float32)
+    assert no_grad[0].grad_fn is None and no_grad is not grams
+    assert pair.grams(torch.float32) is grams
+    # A float64 term gets float64 Grams of its own.
+    (node64,) = gram_nodes(SelfCorrelationLoss(gram_dtype='float64').forward_prepared(pair))
+    assert node64 is pair.grams(torch.float64)[0].grad_fn and node64 is not node
+    # Terms that cannot use the full pair's unweighted Grams do not compute them.
+    other = corr.prepare_pair(s, t, self_loss.preparation)
+    label = torch.randint(0, 2, (3, 7, 5))
+    for module, kwargs in ((SelfCorrelationLoss(sample_pixels=10), {}),
+                           (GlobalCorrelationLoss(sample_pixels=10), {}),
+                           (SelfCorrelationLoss(distance='kl'), {}),
+                           (GlobalCorrelationLoss(distance='kl'), {}),
+                           (GlobalCorrelationLoss(blocks='all'), {}),
+                           (SelfCorrelationLoss(class_balance='rows'), dict(label=label)),
+                           (GlobalCorrelationLoss(class_balance='pairs'), dict(label=label))):
+        assert torch.isfinite(module.forward_prepared(other, **kwargs))
+    assert not other._grams
+
+
+def test_shared_grams_clamp_like_the_general_path():
+    """Near-identical float32 pairs, where rounding makes the distances slightly negative: the
+    shared-Gram values equal the general path's bit for bit, clamping included (per sample for
+    the self term, on the total for the cross-image term), and the same samples get a zero
+    gradient."""
+    def general_self(x_s, x_t):
+        return corr.correlation_mse(x_s, x_s.view_as(x_s), x_t, x_t.view_as(x_t), None)
+
+    def general_cross_image(x_s, x_t):
+        return corr.cross_image_correlation_mse(x_s, x_t, None, x_s.view_as(x_s),
+                                                x_t.view_as(x_t))
+
+    clamped = 0
+    for seed in range(10):
+        g = torch.Generator().manual_seed(seed)
+        t = torch.randn(3, 64, 8, 8, generator=g)
+        s = (t + 1e-6 * torch.randn(t.shape, generator=g)).requires_grad_()
+        pair = corr.prepare_pair(s, t, corr.FeaturePreparation())
+        for module, general in ((SelfCorrelationLoss(gram_dtype=None), general_self),
+                                (GlobalCorrelationLoss(gram_dtype=None), general_cross_image)):
+            value = module.forward_prepared(pair)
+            (grad,) = torch.autograd.grad(value, s, retain_graph=True)
+            ref = general(flatten_features(s), flatten_features(t))
+            (grad_ref,) = torch.autograd.grad(ref, s)
+            assert torch.equal(value, ref)
+            assert torch.equal(grad.flatten(1).abs().amax(1) == 0,
+                               grad_ref.flatten(1).abs().amax(1) == 0)
+            clamped += int((grad.flatten(1).abs().amax(1) == 0).sum())
+    assert clamped > 0  # the case occurs
+
+
 def test_batch_and_cross_image_against_concatenated_positions():
     """K is the affinity of all positions of all images: the per-image A on its diagonal;
     the cross-image term is K without its diagonal blocks."""

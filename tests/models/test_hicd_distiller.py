@@ -217,6 +217,17 @@ def test_each_map_prepared_once_and_terms_equal_their_raw_losses(teacher_ckpt, m
     losses = model(**model.data_preprocessor(batch(), True), mode='loss')
     # 4 stages x 2 dates shared by sem_self / sem_cross / sem_global, plus the change map.
     assert len(calls) == 4 * 2 + 1
+    # The self and global terms of a prepared pair share one Gram product: one _PairGrams
+    # node per pair in their graph (two per pair if each term computed its own).
+    shared = sum(losses[f'distill.loss_{t}']
+                 for t in ('sem_self', 'sem_global', 'chg_self', 'chg_global'))
+    nodes, stack = {}, [shared.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is not None and id(node) not in nodes:
+            nodes[id(node)] = node
+            stack.extend(next_node for next_node, _ in node.next_functions)
+    assert sum(type(n).__name__ == '_PairGramsBackward' for n in nodes.values()) == len(calls)
     student = model._recorded_features('student', {'change'})
     teacher = model._recorded_features('teacher', {'change'})
     mods = model.distill_losses

@@ -145,6 +145,17 @@ class BaseCorrelationLoss(nn.Module):
         x_s, x_t, w = sample_positions([x_s, x_t, weights[:, None]], self.sample_pixels)
         return x_s, x_t, w[:, 0]
 
+    def uses_pair_grams(self, pair: PreparedPair, x_s: Tensor, x_t: Tensor,
+                        weights: Optional[Tensor]) -> bool:
+        """Whether this call's distance can take the pair's shared Gram matrices.
+
+        True for ``distance='mse'`` without weights on all positions of the pair: ``x_s`` and
+        ``x_t`` (after :meth:`sample`) are the pair's own tensors. The value is then computed
+        from :meth:`PreparedPair.grams`, which every such term on the pair shares.
+        """
+        return (self.distance == 'mse' and weights is None and x_s is pair.student
+                and x_t is pair.teacher)
+
     def self_distance(self, x_s: Tensor, x_t: Tensor, weights: Optional[Tensor]) -> Tensor:
         """Distance of ``X_s^T X_s`` and ``X_t^T X_t`` (``(B, C, N)``), optionally weighted."""
         if self.distance == 'kl':

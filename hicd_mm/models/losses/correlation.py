@@ -17,12 +17,13 @@ position-by-position affinities are compared.
 
 Notation (see ``docs/method.md``): prepared features ``X`` have shape ``(B, C, N)``. Affinity
 matrices such as ``A = X^T X`` are ``N x N``; the squared-error distances are evaluated through
-``C x C`` Gram matrices instead, so their memory is ``O(C^2)``, not ``O(N^2)``. The row-softmax
-KL distance goes through chunks of rows. The explicit ``N x N`` references live in
-:mod:`.correlation_reference`.
+``C x C`` Gram matrices instead, so their memory is ``O(C^2)``, not ``O(N^2)``; the unweighted
+self and cross-image terms of one prepared pair share its Gram matrices
+(:meth:`PreparedPair.grams`). The row-softmax KL distance goes through chunks of rows. The
+explicit ``N x N`` references live in :mod:`.correlation_reference`.
 """
-from dataclasses import dataclass
-from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -63,8 +64,16 @@ class FeaturePreparation:
             raise ValueError(f'pool_size must be a positive int, got {value!r}')
 
 
-class PreparedPair(NamedTuple):
-    """A prepared (student, teacher) pair.
+@dataclass(frozen=True, eq=False)
+class PreparedPair:
+    """A prepared (student, teacher) pair, and the Gram matrices of its tensors once computed.
+
+    A pair lives for one step (the distiller prepares it and hands it to every loss with its
+    options). The squared-error self and cross-image terms of the full pair need the same
+    per-sample Gram matrices; :meth:`grams` computes them on the first request and returns the
+    same tensors to every later one, so they are computed once and their backward pass runs
+    once with the sum of the terms' gradients. The memo is the field ``_grams`` of this object
+    (no global cache): it goes away with the pair.
 
     Attributes:
         student (Tensor): ``(B, C_s, N)``, differentiable.
@@ -75,6 +84,31 @@ class PreparedPair(NamedTuple):
     student: Tensor
     teacher: Tensor
     size: Tuple[int, int]
+    _grams: Dict[Tuple[torch.dtype, bool], Tuple[Tensor, Tensor, Tensor]] = field(
+        default_factory=dict, init=False, repr=False)
+
+    def grams(self, dtype: torch.dtype) -> Tuple[Tensor, Tensor, Tensor]:
+        """The per-sample Gram matrices of the full pair in ``dtype``, memoised on the pair.
+
+        ``G_ss = X_s X_s^T``, ``G_tt = X_t X_t^T`` and ``G_st = X_s X_t^T`` of
+        :attr:`student` ``X_s`` and :attr:`teacher` ``X_t`` (see :func:`pair_grams`). The first
+        call for a dtype computes them; later calls return the same tensors, so every loss
+        built on them shares one Gram product and one backward pass (autograd sums the
+        gradients flowing into them). The memo is keyed by the dtype and by whether gradients
+        are enabled, so Grams computed under ``torch.no_grad()`` are never reused where a
+        gradient is needed.
+
+        Args:
+            dtype (torch.dtype): Accumulation dtype (:func:`accumulation_dtype`).
+
+        Returns:
+            tuple[Tensor, Tensor, Tensor]: ``(B, C_s, C_s)``, ``(B, C_t, C_t)``,
+            ``(B, C_s, C_t)`` in ``dtype``.
+        """
+        key = (dtype, torch.is_grad_enabled())
+        if key not in self._grams:
+            self._grams[key] = pair_grams(self.student, self.teacher, dtype)
+        return self._grams[key]
 
 
 def match_spatial(feat_s: Tensor, feat_t: Tensor, resize_mode: str = 'bilinear') -> Tensor:
@@ -379,13 +413,154 @@ def _gram_apply(g_1: Tensor, x_1: Tensor, g_2: Tensor, x_2: Tensor, coef: Tensor
     return out
 
 
+def _gram_sum(terms: Sequence[Tuple[Optional[Tensor], Tensor]], like: Tensor) -> Tensor:
+    """``sum_i g_i x_i`` per sample (in chunks of positions when converting), like ``like``.
+
+    Args:
+        terms (Sequence[tuple[Tensor | None, Tensor]]): Pairs of a ``(B, C, C_i)`` matrix in the
+            accumulation dtype (``None``: a zero term) and ``(B, C_i, N)`` features.
+        like (Tensor): ``(B, C, N)``; the result has its shape and dtype (zeros if every
+            matrix is ``None``).
+
+    Returns:
+        Tensor: ``(B, C, N)`` in ``like.dtype``.
+    """
+    terms = [(g, x) for g, x in terms if g is not None]
+    if not terms:
+        return torch.zeros_like(like)
+    (g_0, x_0), rest = terms[0], terms[1:]
+    dtype, out_dtype = g_0.dtype, like.dtype
+    if out_dtype == dtype and all(x.dtype == dtype for _, x in terms):
+        out = torch.bmm(g_0, x_0)
+        for g, x in rest:
+            out.baddbmm_(g, x)
+        return out
+    b, c, n = like.shape
+    out = like.new_empty((b, c, n))
+    for sl in _position_chunks(b, max([c] + [x.shape[1] for _, x in terms]), n):
+        chunk = torch.bmm(g_0, x_0[..., sl].to(dtype))
+        for g, x in rest:
+            chunk.baddbmm_(g, x[..., sl].to(dtype))
+        out[..., sl] = chunk
+    return out
+
+
+class _PairGrams(torch.autograd.Function):
+    """``(x_s, x_t) -> (x_s x_s^T, x_t x_t^T, x_s x_t^T)`` per sample, with analytic backward.
+
+    With incoming gradients ``dG_ss``, ``dG_tt``, ``dG_st``::
+
+        dx_s = (dG_ss + dG_ss^T) x_s + dG_st x_t
+        dx_t = (dG_tt + dG_tt^T) x_t + dG_st^T x_s
+
+    Only the two inputs are kept between the passes, and only the inputs that need a gradient
+    get one (the teacher usually does not). Several losses built on the same output tensors
+    share this node, so autograd runs this backward once with the sum of their gradients.
+    Not twice differentiable.
+    """
+
+    @staticmethod
+    def forward(ctx, x_s: Tensor, x_t: Tensor,
+                dtype: torch.dtype) -> Tuple[Tensor, Tensor, Tensor]:
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(x_s, x_t)
+        return _grams(x_s, x_t, dtype)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_ss: Optional[Tensor], d_tt: Optional[Tensor],
+                 d_st: Optional[Tensor]) -> Tuple[Optional[Tensor], ...]:
+        x_s, x_t = ctx.saved_tensors
+        grad_s = grad_t = None
+        if ctx.needs_input_grad[0]:
+            sym = None if d_ss is None else d_ss + d_ss.transpose(1, 2)
+            grad_s = _gram_sum([(sym, x_s), (d_st, x_t)], x_s)
+        if ctx.needs_input_grad[1]:
+            sym = None if d_tt is None else d_tt + d_tt.transpose(1, 2)
+            cross = None if d_st is None else d_st.transpose(1, 2)
+            grad_t = _gram_sum([(sym, x_t), (cross, x_s)], x_t)
+        return grad_s, grad_t, None
+
+
+def pair_grams(x_s: Tensor, x_t: Tensor, dtype: torch.dtype) -> Tuple[Tensor, Tensor, Tensor]:
+    """Per-sample Gram matrices of a student/teacher pair, differentiable (analytic backward).
+
+    Args:
+        x_s (Tensor): Student features ``(B, C_s, N)``.
+        x_t (Tensor): Teacher features ``(B, C_t, N)``.
+        dtype (torch.dtype): Accumulation dtype (:func:`accumulation_dtype`).
+
+    Returns:
+        tuple[Tensor, Tensor, Tensor]: ``G_ss = x_s x_s^T`` ``(B, C_s, C_s)``,
+        ``G_tt = x_t x_t^T`` ``(B, C_t, C_t)`` and ``G_st = x_s x_t^T`` ``(B, C_s, C_t)`` in
+        ``dtype`` (see :class:`_PairGrams`).
+    """
+    _check_student_teacher(x_s, x_s, x_t, x_t)
+    return _PairGrams.apply(x_s, x_t, dtype)
+
+
 def _frobenius_inner(a: Tensor, b: Tensor) -> Tensor:
     """Per-sample Frobenius inner product ``<a, b>_F``: ``(B, P, Q) x 2 -> (B,)``."""
     return (a * b).sum(dim=(1, 2))
 
 
+def _others(g: Tensor) -> Tensor:
+    """``O_b = sum_b' g_b' - g_b``: what pairs with sample ``b`` in the cross-image term."""
+    return g.sum(0, keepdim=True) - g
+
+
+def self_mse_from_grams(grams: Tuple[Tensor, Tensor, Tensor], n: int,
+                        out_dtype: torch.dtype) -> Tensor:
+    """:func:`correlation_mse` of ``(x_s, x_s, x_t, x_t)`` from the pair's Gram matrices.
+
+    Per sample ``||A_s - A_t||_F^2 = <G_ss, G_ss> - 2 <G_st, G_st> + <G_tt, G_tt>``, clamped at
+    0 (rounding can push the exactly non-negative value slightly below), summed and divided by
+    ``B N^2``. Ordinary differentiable operations: the gradient reaches the features through
+    the Grams' own backward pass (:class:`_PairGrams`).
+
+    Args:
+        grams (tuple[Tensor, Tensor, Tensor]): ``(G_ss, G_tt, G_st)`` of :func:`pair_grams`.
+        n (int): Positions ``N`` per sample.
+        out_dtype (torch.dtype): Dtype of the result (the student's).
+
+    Returns:
+        Tensor: Scalar loss in ``out_dtype``.
+    """
+    g_ss, g_tt, g_st = grams
+    per_sample = (_frobenius_inner(g_ss, g_ss) - 2 * _frobenius_inner(g_st, g_st)
+                  + _frobenius_inner(g_tt, g_tt))
+    return (per_sample.clamp_min(0).sum() / (g_ss.shape[0] * n * n)).to(out_dtype)
+
+
+def cross_image_mse_from_grams(grams: Tuple[Tensor, Tensor, Tensor], n: int,
+                               out_dtype: torch.dtype) -> Tensor:
+    """:func:`cross_image_correlation_mse` of ``(x_s, x_t)`` from the pair's Gram matrices.
+
+    With ``O = sum_b G_b - G_b`` per sample, ``sum_b (<G_ss,b, O_ss,b> - 2 <G_st,b, O_st,b>
+    + <G_tt,b, O_tt,b>)``, the total clamped at 0, divided by ``B (B - 1) N^2``. Needs
+    ``B >= 2`` (the callers return 0 for a batch of one). Ordinary differentiable operations,
+    like :func:`self_mse_from_grams`.
+
+    Args:
+        grams (tuple[Tensor, Tensor, Tensor]): ``(G_ss, G_tt, G_st)`` of :func:`pair_grams`.
+        n (int): Positions ``N`` per sample.
+        out_dtype (torch.dtype): Dtype of the result (the student's).
+
+    Returns:
+        Tensor: Scalar loss in ``out_dtype``.
+    """
+    g_ss, g_tt, g_st = grams
+    b = g_ss.shape[0]
+    if b < 2:
+        raise ValueError('the cross-image distance needs a batch of at least two samples')
+    per_sample = (_frobenius_inner(g_ss, _others(g_ss))
+                  - 2 * _frobenius_inner(g_st, _others(g_st))
+                  + _frobenius_inner(g_tt, _others(g_tt)))
+    return (per_sample.sum().clamp_min(0) / (b * (b - 1) * n * n)).to(out_dtype)
+
+
 class _GramCorrelationMSE(torch.autograd.Function):
-    """Per-sample ``||R_s^T K_s - R_t^T K_t||_F^2`` from ``C x C`` Gram matrices.
+    """Per-sample ``||R_s^T K_s - R_t^T K_t||_F^2`` from ``C x C`` Gram matrices, ``R != K``.
 
     The backward pass is analytic, so only the inputs and six small Gram matrices are kept
     between the passes. With ``D = R_s^T K_s - R_t^T K_t``::
@@ -395,9 +570,9 @@ class _GramCorrelationMSE(torch.autograd.Function):
         d/dR_t = -2 K_t D^T = -2 (K_t K_s^T R_s - K_t K_t^T R_t)
         d/dK_t = -2 R_t D   = -2 (R_t R_s^T K_s - R_t R_t^T K_t)
 
-    ``None`` column inputs (both or neither) mean "the same tensors as the rows"
-    (self-correlation): each Gram matrix is then computed once and the columns' gradient is
-    folded into the rows' gradient. Not twice differentiable.
+    For rows and columns that are the same tensors (self-correlation) use :func:`pair_grams`
+    and :func:`self_mse_from_grams` instead: each Gram matrix is then computed once. Not twice
+    differentiable.
 
     With ``cross_image=True`` the affinity blocks between *different* samples are compared
     instead: value ``b`` is ``sum_{b' != b} ||R_{s,b}^T K_{s,b'} - R_{t,b}^T K_{t,b'}||_F^2``.
@@ -408,26 +583,14 @@ class _GramCorrelationMSE(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, rows_s: Tensor, cols_s: Optional[Tensor], rows_t: Tensor,
-                cols_t: Optional[Tensor], dtype: torch.dtype,
-                cross_image: bool = False) -> Tensor:
-        same = cols_s is None
-        if same != (cols_t is None):
-            raise ValueError('cols_s and cols_t must both be None or both be tensors')
+    def forward(ctx, rows_s: Tensor, cols_s: Tensor, rows_t: Tensor, cols_t: Tensor,
+                dtype: torch.dtype, cross_image: bool = False) -> Tensor:
         g_r_ss, g_r_tt, g_r_st = _grams(rows_s, rows_t, dtype)
-        if same:
-            g_k_ss, g_k_tt, g_k_st = g_r_ss, g_r_tt, g_r_st
-        else:
-            g_k_ss, g_k_tt, g_k_st = _grams(cols_s, cols_t, dtype)
+        g_k_ss, g_k_tt, g_k_st = _grams(cols_s, cols_t, dtype)
         if cross_image:
             # What pairs with sample b are the columns (rows) of the other samples.
-            g_k_ss, g_k_tt, g_k_st = (g.sum(0, keepdim=True) - g
-                                      for g in (g_k_ss, g_k_tt, g_k_st))
-            pair_r = (g_r_ss, g_r_tt, g_r_st)
-            if same:
-                o_r_ss, o_r_tt, o_r_st = g_k_ss, g_k_tt, g_k_st
-            else:
-                o_r_ss, o_r_tt, o_r_st = (g.sum(0, keepdim=True) - g for g in pair_r)
+            g_k_ss, g_k_tt, g_k_st = (_others(g) for g in (g_k_ss, g_k_tt, g_k_st))
+            o_r_ss, o_r_tt, o_r_st = (_others(g) for g in (g_r_ss, g_r_tt, g_r_st))
         else:
             o_r_ss, o_r_tt, o_r_st = g_r_ss, g_r_tt, g_r_st
         per_sample = (_frobenius_inner(g_r_ss, g_k_ss) - 2 * _frobenius_inner(g_r_st, g_k_st)
@@ -451,16 +614,14 @@ class _GramCorrelationMSE(torch.autograd.Function):
             # Like clamp_min: the gradient passes where the unclamped value is >= 0.
             coef = coef * (per_sample >= 0)
         coef = coef.view(-1, 1, 1)
-        # Self-correlation: the rows also act as the columns, which doubles their gradient.
-        coef_rows = coef * 2 if cols_s is None else coef
         need = ctx.needs_input_grad
         grads: List[Optional[Tensor]] = [None] * 6
         if need[0]:
-            grads[0] = _gram_apply(g_k_ss, rows_s, g_k_st, rows_t, coef_rows, rows_s.dtype)
+            grads[0] = _gram_apply(g_k_ss, rows_s, g_k_st, rows_t, coef, rows_s.dtype)
         if need[1]:
             grads[1] = _gram_apply(g_r_ss, cols_s, g_r_st, cols_t, coef, cols_s.dtype)
         if need[2]:
-            grads[2] = _gram_apply(g_k_st.transpose(1, 2), rows_s, g_k_tt, rows_t, -coef_rows,
+            grads[2] = _gram_apply(g_k_st.transpose(1, 2), rows_s, g_k_tt, rows_t, -coef,
                                    rows_t.dtype)
         if need[3]:
             grads[3] = _gram_apply(g_r_st.transpose(1, 2), cols_s, g_r_tt, cols_t, -coef,
@@ -478,9 +639,10 @@ def correlation_mse(rows_s: Tensor, cols_s: Tensor, rows_t: Tensor, cols_t: Tens
 
     where every product is a ``C x C`` Gram matrix accumulated in ``gram_dtype`` over chunks
     of positions. When ``cols is rows`` for both student and teacher, the first and last terms
-    are squared Frobenius norms and each Gram matrix is computed once. Memory beyond the inputs
-    and their gradients is ``O(C^2)`` plus one chunk; the backward pass is analytic (see
-    :class:`_GramCorrelationMSE`).
+    are squared Frobenius norms and each Gram matrix is computed once (:func:`pair_grams`,
+    :func:`self_mse_from_grams`). Memory beyond the inputs and their gradients is ``O(C^2)``
+    plus one chunk; the backward pass is analytic (see :class:`_GramCorrelationMSE` and
+    :class:`_PairGrams`).
 
     Args:
         rows_s (Tensor): Student row features ``(B, C_s, N_r)``.
@@ -499,9 +661,10 @@ def correlation_mse(rows_s: Tensor, cols_s: Tensor, rows_t: Tensor, cols_t: Tens
     _check_student_teacher(rows_s, cols_s, rows_t, cols_t)
     dtype = accumulation_dtype(gram_dtype, rows_s.dtype)
     if cols_s is rows_s and cols_t is rows_t:
-        per_sample = _GramCorrelationMSE.apply(rows_s, None, rows_t, None, dtype)
-    else:  # a tensor passed twice still gets the sum of both gradients from autograd
-        per_sample = _GramCorrelationMSE.apply(rows_s, cols_s, rows_t, cols_t, dtype)
+        return self_mse_from_grams(_PairGrams.apply(rows_s, rows_t, dtype), rows_s.shape[2],
+                                   rows_s.dtype)
+    # A tensor passed twice still gets the sum of both gradients from autograd.
+    per_sample = _GramCorrelationMSE.apply(rows_s, cols_s, rows_t, cols_t, dtype)
     b, n_r, n_k = rows_s.shape[0], rows_s.shape[2], cols_s.shape[2]
     return (per_sample.sum() / (b * n_r * n_k)).to(rows_s.dtype)
 
@@ -518,8 +681,9 @@ def cross_image_correlation_mse(x_s: Tensor, x_t: Tensor,
 
     i.e. the off-diagonal blocks of the batch-wide ``BN x BN`` affinity; the diagonal blocks
     are the self term and are left out. Cost and memory are those of the self term (Gram
-    path, :class:`_GramCorrelationMSE` with ``cross_image=True``). A batch of one has no
-    such blocks: the loss is 0 (with a zero gradient).
+    path: :func:`cross_image_mse_from_grams`, or :class:`_GramCorrelationMSE` with
+    ``cross_image=True`` for separate rows). A batch of one has no such blocks: the loss is 0
+    (with a zero gradient).
 
     Args:
         x_s (Tensor): Student features ``(B, C_s, N)`` (the columns).
@@ -542,9 +706,8 @@ def cross_image_correlation_mse(x_s: Tensor, x_t: Tensor,
         return (x_s.sum() + r_s.sum()) * 0
     dtype = accumulation_dtype(gram_dtype, x_s.dtype)
     if rows_s is None:
-        per_sample = _GramCorrelationMSE.apply(x_s, None, x_t, None, dtype, True)
-    else:
-        per_sample = _GramCorrelationMSE.apply(r_s, x_s, r_t, x_t, dtype, True)
+        return cross_image_mse_from_grams(_PairGrams.apply(x_s, x_t, dtype), n_k, x_s.dtype)
+    per_sample = _GramCorrelationMSE.apply(r_s, x_s, r_t, x_t, dtype, True)
     return (per_sample.sum().clamp_min(0) / (b * (b - 1) * n_r * n_k)).to(x_s.dtype)
 
 
@@ -565,6 +728,48 @@ def batch_correlation_mse(x_s: Tensor, x_t: Tensor,
     """
     x_s, x_t = batch_to_positions(x_s), batch_to_positions(x_t)
     return correlation_mse(x_s, x_s, x_t, x_t, gram_dtype)
+
+
+def pair_self_correlation_mse(pair: PreparedPair,
+                              gram_dtype: DTypeLike = torch.float32) -> Tensor:
+    """:func:`correlation_mse` of the pair's full self affinities on its shared Grams.
+
+    Equals ``correlation_mse(s, s, t, t, gram_dtype)`` for ``s, t = pair.student,
+    pair.teacher``, but takes the Gram matrices from :meth:`PreparedPair.grams`, so a
+    cross-image term on the same pair (:func:`pair_cross_image_correlation_mse`) reuses them.
+
+    Args:
+        pair (PreparedPair): The prepared pair (all its positions, no weights).
+        gram_dtype (torch.dtype | str, optional): See :func:`correlation_mse`.
+
+    Returns:
+        Tensor: Scalar loss in the student's dtype.
+    """
+    x_s = pair.student
+    grams = pair.grams(accumulation_dtype(gram_dtype, x_s.dtype))
+    return self_mse_from_grams(grams, x_s.shape[2], x_s.dtype)
+
+
+def pair_cross_image_correlation_mse(pair: PreparedPair,
+                                     gram_dtype: DTypeLike = torch.float32) -> Tensor:
+    """:func:`cross_image_correlation_mse` of the full pair on its shared Grams.
+
+    Equals ``cross_image_correlation_mse(pair.student, pair.teacher, gram_dtype)`` (0 with a
+    zero gradient for a batch of one, without computing Grams); the Gram matrices come from
+    :meth:`PreparedPair.grams` and are shared with :func:`pair_self_correlation_mse`.
+
+    Args:
+        pair (PreparedPair): The prepared pair (all its positions, no weights).
+        gram_dtype (torch.dtype | str, optional): See :func:`correlation_mse`.
+
+    Returns:
+        Tensor: Scalar loss in the student's dtype.
+    """
+    x_s = pair.student
+    if x_s.shape[0] < 2:
+        return x_s.sum() * 0
+    grams = pair.grams(accumulation_dtype(gram_dtype, x_s.dtype))
+    return cross_image_mse_from_grams(grams, x_s.shape[2], x_s.dtype)
 
 
 # ---------------------------------------------------------------------------------------------
