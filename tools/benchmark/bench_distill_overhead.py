@@ -76,6 +76,8 @@ def teacher_forward_fn(distiller: torch.nn.Module, hq: torch.Tensor) -> Callable
 def bench_one(path: str, args: argparse.Namespace) -> Dict:
     model_cfg, scope, preset = load_model_cfg(path, args.root)
     term_kwargs = {} if args.gram_dtype is None else dict(gram_dtype=args.gram_dtype)
+    if args.pool_size is not None:
+        term_kwargs['pool_size'] = args.pool_size
     with DefaultScope.overwrite_default_scope(scope):
         torch.manual_seed(0)
         plain = MODELS.build(model_cfg)
@@ -110,6 +112,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--repeats', type=int, default=3, help='timed rounds')
     parser.add_argument('--warmup', type=int, default=1, help='untimed rounds')
     parser.add_argument('--threads', type=int, default=2, help='torch threads')
+    parser.add_argument('--pool-size', type=int,
+                        help='pool_size of every correlation term (default: hicd_default.py\'s 64)')
     parser.add_argument('--gram-dtype', help='gram_dtype of every correlation term (default: '
                         'the losses\' default, float32; e.g. float64 for the earlier default)')
     args = parser.parse_args()
@@ -142,6 +146,7 @@ def main() -> None:
               f"{r['teacher']:.3f} | {r['floor']:.2f}x |")
     print(f'\n{args.size}x{args.size}, batch {args.batch}, torch {torch.__version__}, '
           f'gram_dtype {args.gram_dtype or "default (float32)"}, '
+          f'pool_size {args.pool_size or "default (64)"}, '
           f'{args.threads} threads, median of {args.repeats} interleaved rounds after '
           f'{args.warmup} warm-up; load average before {load_before}, after {load_after}.')
 
