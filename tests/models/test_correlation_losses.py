@@ -158,6 +158,8 @@ def test_accumulation_dtype_is_a_floor():
     assert corr.accumulation_dtype(torch.float32, torch.float64) == torch.float64
     assert corr.accumulation_dtype('float64', torch.float32) == torch.float64
     assert corr.accumulation_dtype(None, torch.bfloat16) == torch.bfloat16
+    # the teacher's dtype counts too: a float64 teacher is not rounded to float32
+    assert corr.accumulation_dtype(torch.float32, torch.float32, torch.float64) == torch.float64
     with pytest.raises(ValueError, match='gram_dtype'):
         corr.accumulation_dtype('int32', torch.float32)
 
@@ -864,3 +866,33 @@ def test_response_kd_class_balance_resize_and_errors():
     with pytest.raises(ValueError, match='label'):
         ResponseKDLoss(class_balance=True)(z_s, z_t)
     assert MODELS.build(dict(type='ResponseKDLoss')).loss_name == 'loss_response_kd'
+
+
+@pytest.mark.parametrize('make_loss', [
+    lambda: SelfCorrelationLoss(), lambda: GlobalCorrelationLoss(),
+    lambda: SelfCorrelationLoss(distance='kl', tau=0.5),
+    lambda: GlobalCorrelationLoss(blocks='all'),
+    lambda: SelfCorrelationLoss(gram_dtype='float64')])
+def test_mixed_precision_does_not_lower_the_products(make_loss):
+    """Under autocast (``--amp``) the products keep the accumulation dtype: same value, grad."""
+    g = torch.Generator().manual_seed(3)
+    s = torch.randn(3, 24, 12, 12, generator=g).requires_grad_()
+    t = torch.randn(3, 24, 12, 12, generator=g)
+    loss = make_loss()
+    results = []
+    for amp in (False, True):
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=amp):
+            value = loss(s, t)
+        results.append((value.detach(), torch.autograd.grad(value, s)[0]))
+    (v0, g0), (v1, g1) = results
+    assert v1.dtype == torch.float32
+    assert rel(v1, v0) < 1e-6 and rel(g1, g0) < 1e-6
+
+
+def test_pair_grams_under_autocast_are_float32():
+    g = torch.Generator().manual_seed(4)
+    pair = corr.prepare_pair(torch.randn(2, 8, 6, 6, generator=g),
+                             torch.randn(2, 8, 6, 6, generator=g), corr.FeaturePreparation())
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        grams = pair.grams(torch.float32)
+    assert all(gram.dtype == torch.float32 for gram in grams)

@@ -3,9 +3,9 @@
 For the self-correlation (``X^T X``) and cross-correlation (``X1^T X2``) losses with
 ``distance='mse'``, one step is: flatten and L2-normalise the student and teacher maps, compute
 the loss, backpropagate to the student maps. The Gram path is
-:func:`hicd_mm.models.losses.correlation.correlation_mse` (``C x C`` Gram products in float64,
-analytic backward); the explicit path materialises the ``N x N`` affinities in float32
-(:func:`~hicd_mm.models.losses.correlation_reference.correlation_mse_explicit`). A third
+:func:`hicd_mm.models.losses.correlation.correlation_mse` (``C x C`` Gram products in the
+default float32, analytic backward); the explicit path materialises the ``N x N`` affinities
+in float32 (:func:`~hicd_mm.models.losses.correlation_reference.correlation_mse_explicit`). A third
 variant, "norm", runs only the shared part (flatten, normalise, a trivial linear loss,
 backward): it is the floor that neither path can go below.
 

@@ -146,7 +146,7 @@ def main() -> None:
               f"{r['teacher']:.3f} | {r['floor']:.2f}x |")
     print(f'\n{args.size}x{args.size}, batch {args.batch}, torch {torch.__version__}, '
           f'gram_dtype {args.gram_dtype or "default (float32)"}, '
-          f'pool_size {args.pool_size or "default (64)"}, '
+          f'pool_size {"default (64)" if args.pool_size is None else args.pool_size}, '
           f'{args.threads} threads, median of {args.repeats} interleaved rounds after '
           f'{args.warmup} warm-up; load average before {load_before}, after {load_after}.')
 

@@ -39,7 +39,7 @@ for it in 300 800; do
       >> "$W/dev$it.log" 2>&1
   }
   bg dev
-  DEV_PIDS+=($!)
+  [ "$SERIAL" = 1 ] || DEV_PIDS+=($!)
 done
 
 # a confirmation cell (test split)
@@ -48,21 +48,23 @@ conf() {  # name jobs args...: one confirmation cell
   "${RUN[@]}" --seeds "${CONF_SEEDS[@]}" --split test --work-dir "$W/conf_$name" \
     --jobs "$jobs" "${COMMON[@]}" "${FT[@]}" "$@" >> "$W/conf_$name.log" 2>&1
 }
-# the four confirmation cells: name, jobs (parallel mode), cell arguments, baseline methods
+# the four confirmation cells: name | parallel trainings (baselines, chosen HiCD; parallel mode
+# only) | cell arguments | baseline methods
+FC_MD4="--detector fc_siam_diff --settings multi_deg_x4"
 CELL_ARGS=(
-  "core|3|--detector fc_siam_diff --settings multi_deg_x4 --iters 800|teacher_hq teacher_lq lq ft_lq feat_mse cwd"
-  "fc_res_blur|2|--detector fc_siam_diff --settings resolution_x4 blur --iters 300|lq ft_lq"
-  "changeformer|2|--detector changeformer --settings multi_deg_x4 --iters 300|teacher_hq lq ft_lq"
-  "fc_cf002|2|--detector fc_siam_diff --change-fraction 0.02 --settings multi_deg_x4 --iters 300|teacher_hq lq ft_lq"
+  "core|3|8|$FC_MD4 --iters 800|teacher_hq teacher_lq lq ft_lq feat_mse cwd"
+  "fc_res_blur|2|3|--detector fc_siam_diff --settings resolution_x4 blur --iters 300|lq ft_lq"
+  "changeformer|2|2|--detector changeformer --settings multi_deg_x4 --iters 300|teacher_hq lq ft_lq"
+  "fc_cf002|2|2|$FC_MD4 --change-fraction 0.02 --iters 300|teacher_hq lq ft_lq"
 )
 baselines() {  # cell index: the cell's baselines (they do not depend on the pick)
-  IFS='|' read -r name jobs args methods <<< "${CELL_ARGS[$1]}"
+  IFS='|' read -r name jobs _ args methods <<< "${CELL_ARGS[$1]}"
   conf "$name" "$(j "$jobs")" $args --methods $methods
 }
 chosen() {  # cell index: the chosen HiCD (with its ablations in the core cell)
-  IFS='|' read -r name jobs args methods <<< "${CELL_ARGS[$1]}"
+  IFS='|' read -r name _ jobs args methods <<< "${CELL_ARGS[$1]}"
   local extra=()
-  [ "$name" = core ] && extra=("${ABL[@]}") && jobs=8
+  [ "$name" = core ] && extra=("${ABL[@]}")
   conf "$name" "$(j "$jobs")" $args --methods hicd "${extra[@]}" --variants "$W/chosen_variant.py"
 }
 pick() {

@@ -161,6 +161,14 @@ class PackHQPair(BaseTransform):
             raise TypeError(f'PackHQPair: packer must be a transform config, got {packer!r}')
 
     def transform(self, results: dict) -> dict:
+        """Pack ``img`` with the host packer and add the HQ copy as ``inputs_hq``.
+
+        Args:
+            results (dict): Pipeline results holding ``img`` (LQ pair) and ``img_hq``.
+
+        Returns:
+            dict: The host packer's output plus ``inputs_hq``.
+        """
         if HQ_RESULTS_KEY not in results:
             raise KeyError(
                 "PackHQPair: results has no 'img_hq' (the high-quality copy of the pair). Put "

@@ -48,7 +48,7 @@ class HQPairDataPreprocessor(BaseDataPreprocessor):
             mmengine's ``BaseDataPreprocessor``.
     """
 
-    def __init__(self, preprocessor=None) -> None:
+    def __init__(self, preprocessor: Optional[Union[dict, nn.Module]] = None) -> None:
         super().__init__()
         if preprocessor is None:  # a detector config without one: mmengine's default
             preprocessor = BaseDataPreprocessor()

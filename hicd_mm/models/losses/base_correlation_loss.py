@@ -152,6 +152,15 @@ class BaseCorrelationLoss(nn.Module):
         True for ``distance='mse'`` without weights on all positions of the pair: ``x_s`` and
         ``x_t`` (after :meth:`sample`) are the pair's own tensors. The value is then computed
         from :meth:`PreparedPair.grams`, which every such term on the pair shares.
+
+        Args:
+            pair (PreparedPair): The prepared pair of this call.
+            x_s (Tensor): Student features after :meth:`sample`.
+            x_t (Tensor): Teacher features after :meth:`sample`.
+            weights (Tensor, optional): Position weights after :meth:`sample`.
+
+        Returns:
+            bool: Whether the shared Gram matrices give this call's value.
         """
         return (self.distance == 'mse' and weights is None and x_s is pair.student
                 and x_t is pair.teacher)

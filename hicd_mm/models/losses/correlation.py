@@ -22,8 +22,9 @@ self and cross-image terms of one prepared pair share its Gram matrices
 (:meth:`PreparedPair.grams`). The row-softmax KL distance goes through chunks of rows. The
 explicit ``N x N`` references live in :mod:`.correlation_reference`.
 """
+import functools
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -135,7 +136,16 @@ def match_spatial(feat_s: Tensor, feat_t: Tensor, resize_mode: str = 'bilinear')
 
 
 def pooled_size(height: int, width: int, pool_size: Optional[int]) -> Tuple[int, int]:
-    """The grid a ``height x width`` map is pooled to (unchanged if it fits)."""
+    """The grid a ``height x width`` map is pooled to (unchanged if it fits).
+
+    Args:
+        height (int): Map height.
+        width (int): Map width.
+        pool_size (int, optional): Largest side kept; ``None``: no pooling.
+
+    Returns:
+        tuple[int, int]: ``(height, width)`` after adaptive average pooling.
+    """
     if pool_size is None or (height <= pool_size and width <= pool_size):
         return height, width
     return min(height, pool_size), min(width, pool_size)
@@ -310,15 +320,22 @@ def resolve_dtype(dtype: DTypeLike) -> Optional[torch.dtype]:
     return out
 
 
-def accumulation_dtype(gram_dtype: DTypeLike, input_dtype: torch.dtype) -> torch.dtype:
-    """The dtype Gram products are accumulated in: ``gram_dtype`` or the input's if wider.
+def accumulation_dtype(gram_dtype: DTypeLike, *input_dtypes: torch.dtype) -> torch.dtype:
+    """The dtype Gram products are accumulated in: ``gram_dtype`` or the inputs' if wider.
 
     ``gram_dtype`` is a floor, not a cast: float64 inputs (the references of the tests) keep
     float64 under the float32 default, float16/bfloat16 inputs are accumulated in float32.
-    ``None`` keeps the input dtype.
+
+    Args:
+        gram_dtype (torch.dtype | str, optional): The floor; ``None`` keeps the inputs' dtype.
+        *input_dtypes (torch.dtype): Dtypes of the inputs (student and teacher), at least one.
+
+    Returns:
+        torch.dtype: The widest of the floor and the inputs' dtypes.
     """
-    dtype = resolve_dtype(gram_dtype)
-    return input_dtype if dtype is None else torch.promote_types(dtype, input_dtype)
+    dtype = functools.reduce(torch.promote_types, input_dtypes)
+    floor = resolve_dtype(gram_dtype)
+    return dtype if floor is None else torch.promote_types(floor, dtype)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -343,8 +360,9 @@ def _check_student_teacher(rows_s: Tensor, cols_s: Tensor, rows_t: Tensor,
                          f'{tuple(cols_s.shape)} / {tuple(cols_t.shape)}')
 
 
-# Positions per chunk are chosen so that one float64 copy of a (B, C, chunk) slice holds about
-# this many elements: the float64 arithmetic never needs a full-size float64 copy.
+# When inputs are converted to the accumulation dtype, positions per chunk are chosen so that
+# one converted copy of a (B, C, chunk) slice holds about this many elements: no full-size
+# converted copy is ever made.
 GRAM_CHUNK_ELEMENTS = 1 << 18
 
 
@@ -353,6 +371,24 @@ def _position_chunks(b: int, c: int, n: int) -> List[slice]:
     return [slice(i, i + step) for i in range(0, n, step)]
 
 
+def _without_autocast(fn: Callable) -> Callable:
+    """Run ``fn`` with autocast off on the device of its first tensor argument.
+
+    Under mixed precision (``--amp``) autocast would run ``bmm`` of float32 inputs in
+    float16/bfloat16, below the accumulation dtype chosen here, and half-precision Gram
+    entries overflow or lose the value of the nearly cancelling terms.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        like = next(a for a in (*args, *kwargs.values()) if isinstance(a, Tensor))
+        with torch.autocast(device_type=like.device.type, enabled=False):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@_without_autocast
 def _grams(x_s: Tensor, x_t: Tensor, dtype: torch.dtype) -> Tuple[Tensor, Tensor, Tensor]:
     """Per-sample Gram matrices ``x_s x_s^T``, ``x_t x_t^T`` and ``x_s x_t^T`` in ``dtype``.
 
@@ -386,6 +422,7 @@ def _grams(x_s: Tensor, x_t: Tensor, dtype: torch.dtype) -> Tuple[Tensor, Tensor
     return g_ss, g_tt, g_st
 
 
+@_without_autocast
 def _gram_apply(g_1: Tensor, x_1: Tensor, g_2: Tensor, x_2: Tensor, coef: Tensor,
                 out_dtype: torch.dtype) -> Tensor:
     """``coef * (g_1 x_1 - g_2 x_2)`` per sample (in chunks of positions when converting).
@@ -413,6 +450,7 @@ def _gram_apply(g_1: Tensor, x_1: Tensor, g_2: Tensor, x_2: Tensor, coef: Tensor
     return out
 
 
+@_without_autocast
 def _gram_sum(terms: Sequence[Tuple[Optional[Tensor], Tensor]], like: Tensor) -> Tensor:
     """``sum_i g_i x_i`` per sample (in chunks of positions when converting), like ``like``.
 
@@ -637,12 +675,12 @@ def correlation_mse(rows_s: Tensor, cols_s: Tensor, rows_t: Tensor, cols_t: Tens
 
         ||S - T||_F^2 = <R_s R_s^T, K_s K_s^T> - 2 <R_s R_t^T, K_s K_t^T> + <R_t R_t^T, K_t K_t^T>
 
-    where every product is a ``C x C`` Gram matrix accumulated in ``gram_dtype`` over chunks
-    of positions. When ``cols is rows`` for both student and teacher, the first and last terms
-    are squared Frobenius norms and each Gram matrix is computed once (:func:`pair_grams`,
-    :func:`self_mse_from_grams`). Memory beyond the inputs and their gradients is ``O(C^2)``
-    plus one chunk; the backward pass is analytic (see :class:`_GramCorrelationMSE` and
-    :class:`_PairGrams`).
+    where every product is a ``C x C`` Gram matrix accumulated in ``gram_dtype`` (over chunks
+    of positions when the inputs are converted). When ``cols is rows`` for both student and
+    teacher, the first and last terms are squared Frobenius norms and each Gram matrix is
+    computed once (:func:`pair_grams`, :func:`self_mse_from_grams`). Memory beyond the inputs
+    and their gradients is ``O(C^2)`` plus one chunk; the backward pass is analytic (see
+    :class:`_GramCorrelationMSE` and :class:`_PairGrams`).
 
     Args:
         rows_s (Tensor): Student row features ``(B, C_s, N_r)``.
@@ -659,7 +697,7 @@ def correlation_mse(rows_s: Tensor, cols_s: Tensor, rows_t: Tensor, cols_t: Tens
         Tensor: ``sum_b max(||S_b - T_b||_F^2, 0) / (B N_r N_k)`` in ``rows_s.dtype``.
     """
     _check_student_teacher(rows_s, cols_s, rows_t, cols_t)
-    dtype = accumulation_dtype(gram_dtype, rows_s.dtype)
+    dtype = accumulation_dtype(gram_dtype, rows_s.dtype, rows_t.dtype)
     if cols_s is rows_s and cols_t is rows_t:
         return self_mse_from_grams(_PairGrams.apply(rows_s, rows_t, dtype), rows_s.shape[2],
                                    rows_s.dtype)
@@ -704,7 +742,7 @@ def cross_image_correlation_mse(x_s: Tensor, x_t: Tensor,
     b, n_r, n_k = x_s.shape[0], r_s.shape[2], x_s.shape[2]
     if b < 2:
         return (x_s.sum() + r_s.sum()) * 0
-    dtype = accumulation_dtype(gram_dtype, x_s.dtype)
+    dtype = accumulation_dtype(gram_dtype, x_s.dtype, x_t.dtype)
     if rows_s is None:
         return cross_image_mse_from_grams(_PairGrams.apply(x_s, x_t, dtype), n_k, x_s.dtype)
     per_sample = _GramCorrelationMSE.apply(r_s, x_s, r_t, x_t, dtype, True)
@@ -746,7 +784,7 @@ def pair_self_correlation_mse(pair: PreparedPair,
         Tensor: Scalar loss in the student's dtype.
     """
     x_s = pair.student
-    grams = pair.grams(accumulation_dtype(gram_dtype, x_s.dtype))
+    grams = pair.grams(accumulation_dtype(gram_dtype, x_s.dtype, pair.teacher.dtype))
     return self_mse_from_grams(grams, x_s.shape[2], x_s.dtype)
 
 
@@ -768,7 +806,7 @@ def pair_cross_image_correlation_mse(pair: PreparedPair,
     x_s = pair.student
     if x_s.shape[0] < 2:
         return x_s.sum() * 0
-    grams = pair.grams(accumulation_dtype(gram_dtype, x_s.dtype))
+    grams = pair.grams(accumulation_dtype(gram_dtype, x_s.dtype, pair.teacher.dtype))
     return cross_image_mse_from_grams(grams, x_s.shape[2], x_s.dtype)
 
 
@@ -777,6 +815,7 @@ def pair_cross_image_correlation_mse(pair: PreparedPair,
 # ---------------------------------------------------------------------------------------------
 
 
+@_without_autocast
 def _kl_rows(rows_s: Tensor, cols_s: Tensor, rows_t: Tensor, cols_t: Tensor, tau: float,
              row_weights: Optional[Tensor], row_ids: Optional[Tensor],
              col_ids: Optional[Tensor]) -> Tensor:
