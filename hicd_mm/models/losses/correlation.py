@@ -547,48 +547,34 @@ def _others(g: Tensor) -> Tensor:
     return g.sum(0, keepdim=True) - g
 
 
-def self_mse_from_grams(grams: Tuple[Tensor, Tensor, Tensor], n: int,
-                        out_dtype: torch.dtype) -> Tensor:
-    """:func:`correlation_mse` of ``(x_s, x_s, x_t, x_t)`` from the pair's Gram matrices.
+def mse_from_grams(grams: Tuple[Tensor, Tensor, Tensor], n: int, out_dtype: torch.dtype,
+                   cross_image: bool = False) -> Tensor:
+    """The squared-error distance of a pair's affinities from its Gram matrices.
 
-    Per sample ``||A_s - A_t||_F^2 = <G_ss, G_ss> - 2 <G_st, G_st> + <G_tt, G_tt>``, clamped at
-    0 (rounding can push the exactly non-negative value slightly below), summed and divided by
-    ``B N^2``. Ordinary differentiable operations: the gradient reaches the features through
-    the Grams' own backward pass (:class:`_PairGrams`).
-
-    Args:
-        grams (tuple[Tensor, Tensor, Tensor]): ``(G_ss, G_tt, G_st)`` of :func:`pair_grams`.
-        n (int): Positions ``N`` per sample.
-        out_dtype (torch.dtype): Dtype of the result (the student's).
-
-    Returns:
-        Tensor: Scalar loss in ``out_dtype``.
-    """
-    g_ss, g_tt, g_st = grams
-    per_sample = (_frobenius_inner(g_ss, g_ss) - 2 * _frobenius_inner(g_st, g_st)
-                  + _frobenius_inner(g_tt, g_tt))
-    return (per_sample.clamp_min(0).sum() / (g_ss.shape[0] * n * n)).to(out_dtype)
-
-
-def cross_image_mse_from_grams(grams: Tuple[Tensor, Tensor, Tensor], n: int,
-                               out_dtype: torch.dtype) -> Tensor:
-    """:func:`cross_image_correlation_mse` of ``(x_s, x_t)`` from the pair's Gram matrices.
-
-    With ``O = sum_b G_b - G_b`` per sample, ``sum_b (<G_ss,b, O_ss,b> - 2 <G_st,b, O_st,b>
-    + <G_tt,b, O_tt,b>)``, the total clamped at 0, divided by ``B (B - 1) N^2``. Needs
-    ``B >= 2`` (the callers return 0 for a batch of one). Ordinary differentiable operations,
-    like :func:`self_mse_from_grams`.
+    Self (``cross_image=False``, :func:`correlation_mse` of ``(x_s, x_s, x_t, x_t)``): per
+    sample ``||A_s - A_t||_F^2 = <G_ss, G_ss> - 2 <G_st, G_st> + <G_tt, G_tt>``, clamped at 0
+    (rounding can push the exactly non-negative value slightly below), summed and divided by
+    ``B N^2``. Cross-image (:func:`cross_image_correlation_mse`): with ``O = sum_b G_b - G_b``
+    per sample, ``sum_b (<G_ss,b, O_ss,b> - 2 <G_st,b, O_st,b> + <G_tt,b, O_tt,b>)``, the total
+    clamped at 0, divided by ``B (B - 1) N^2``; needs ``B >= 2`` (the callers return 0 for a
+    batch of one). Ordinary differentiable operations: the gradient reaches the features
+    through the Grams' own backward pass (:class:`_PairGrams`).
 
     Args:
         grams (tuple[Tensor, Tensor, Tensor]): ``(G_ss, G_tt, G_st)`` of :func:`pair_grams`.
         n (int): Positions ``N`` per sample.
         out_dtype (torch.dtype): Dtype of the result (the student's).
+        cross_image (bool): The affinities between different images instead of within one.
 
     Returns:
         Tensor: Scalar loss in ``out_dtype``.
     """
     g_ss, g_tt, g_st = grams
     b = g_ss.shape[0]
+    if not cross_image:
+        per_sample = (_frobenius_inner(g_ss, g_ss) - 2 * _frobenius_inner(g_st, g_st)
+                      + _frobenius_inner(g_tt, g_tt))
+        return (per_sample.clamp_min(0).sum() / (b * n * n)).to(out_dtype)
     if b < 2:
         raise ValueError('the cross-image distance needs a batch of at least two samples')
     per_sample = (_frobenius_inner(g_ss, _others(g_ss))
@@ -609,7 +595,7 @@ class _GramCorrelationMSE(torch.autograd.Function):
         d/dK_t = -2 R_t D   = -2 (R_t R_s^T K_s - R_t R_t^T K_t)
 
     For rows and columns that are the same tensors (self-correlation) use :func:`pair_grams`
-    and :func:`self_mse_from_grams` instead: each Gram matrix is then computed once. Not twice
+    and :func:`mse_from_grams` instead: each Gram matrix is then computed once. Not twice
     differentiable.
 
     With ``cross_image=True`` the affinity blocks between *different* samples are compared
@@ -678,7 +664,7 @@ def correlation_mse(rows_s: Tensor, cols_s: Tensor, rows_t: Tensor, cols_t: Tens
     where every product is a ``C x C`` Gram matrix accumulated in ``gram_dtype`` (over chunks
     of positions when the inputs are converted). When ``cols is rows`` for both student and
     teacher, the first and last terms are squared Frobenius norms and each Gram matrix is
-    computed once (:func:`pair_grams`, :func:`self_mse_from_grams`). Memory beyond the inputs
+    computed once (:func:`pair_grams`, :func:`mse_from_grams`). Memory beyond the inputs
     and their gradients is ``O(C^2)`` plus one chunk; the backward pass is analytic (see
     :class:`_GramCorrelationMSE` and :class:`_PairGrams`).
 
@@ -699,8 +685,8 @@ def correlation_mse(rows_s: Tensor, cols_s: Tensor, rows_t: Tensor, cols_t: Tens
     _check_student_teacher(rows_s, cols_s, rows_t, cols_t)
     dtype = accumulation_dtype(gram_dtype, rows_s.dtype, rows_t.dtype)
     if cols_s is rows_s and cols_t is rows_t:
-        return self_mse_from_grams(_PairGrams.apply(rows_s, rows_t, dtype), rows_s.shape[2],
-                                   rows_s.dtype)
+        return mse_from_grams(_PairGrams.apply(rows_s, rows_t, dtype), rows_s.shape[2],
+                              rows_s.dtype)
     # A tensor passed twice still gets the sum of both gradients from autograd.
     per_sample = _GramCorrelationMSE.apply(rows_s, cols_s, rows_t, cols_t, dtype)
     b, n_r, n_k = rows_s.shape[0], rows_s.shape[2], cols_s.shape[2]
@@ -719,7 +705,7 @@ def cross_image_correlation_mse(x_s: Tensor, x_t: Tensor,
 
     i.e. the off-diagonal blocks of the batch-wide ``BN x BN`` affinity; the diagonal blocks
     are the self term and are left out. Cost and memory are those of the self term (Gram
-    path: :func:`cross_image_mse_from_grams`, or :class:`_GramCorrelationMSE` with
+    path: :func:`mse_from_grams`, or :class:`_GramCorrelationMSE` with
     ``cross_image=True`` for separate rows). A batch of one has no such blocks: the loss is 0
     (with a zero gradient).
 
@@ -744,7 +730,8 @@ def cross_image_correlation_mse(x_s: Tensor, x_t: Tensor,
         return (x_s.sum() + r_s.sum()) * 0
     dtype = accumulation_dtype(gram_dtype, x_s.dtype, x_t.dtype)
     if rows_s is None:
-        return cross_image_mse_from_grams(_PairGrams.apply(x_s, x_t, dtype), n_k, x_s.dtype)
+        return mse_from_grams(_PairGrams.apply(x_s, x_t, dtype), n_k, x_s.dtype,
+                              cross_image=True)
     per_sample = _GramCorrelationMSE.apply(r_s, x_s, r_t, x_t, dtype, True)
     return (per_sample.sum().clamp_min(0) / (b * (b - 1) * n_r * n_k)).to(x_s.dtype)
 
@@ -768,46 +755,29 @@ def batch_correlation_mse(x_s: Tensor, x_t: Tensor,
     return correlation_mse(x_s, x_s, x_t, x_t, gram_dtype)
 
 
-def pair_self_correlation_mse(pair: PreparedPair,
-                              gram_dtype: DTypeLike = torch.float32) -> Tensor:
-    """:func:`correlation_mse` of the pair's full self affinities on its shared Grams.
+def pair_correlation_mse(pair: PreparedPair, gram_dtype: DTypeLike = torch.float32,
+                         cross_image: bool = False) -> Tensor:
+    """The self or cross-image squared-error distance of a full pair, on its shared Grams.
 
-    Equals ``correlation_mse(s, s, t, t, gram_dtype)`` for ``s, t = pair.student,
-    pair.teacher``, but takes the Gram matrices from :meth:`PreparedPair.grams`, so a
-    cross-image term on the same pair (:func:`pair_cross_image_correlation_mse`) reuses them.
+    Equals ``correlation_mse(s, s, t, t, gram_dtype)`` (self) or
+    ``cross_image_correlation_mse(s, t, gram_dtype)`` (cross-image; 0 with a zero gradient for
+    a batch of one, without computing Grams) for ``s, t = pair.student, pair.teacher``, but
+    takes the Gram matrices from :meth:`PreparedPair.grams`, so every such term on the pair
+    shares one Gram product and one backward pass.
 
     Args:
         pair (PreparedPair): The prepared pair (all its positions, no weights).
         gram_dtype (torch.dtype | str, optional): See :func:`correlation_mse`.
+        cross_image (bool): The affinities between different images instead of within one.
 
     Returns:
         Tensor: Scalar loss in the student's dtype.
     """
     x_s = pair.student
-    grams = pair.grams(accumulation_dtype(gram_dtype, x_s.dtype, pair.teacher.dtype))
-    return self_mse_from_grams(grams, x_s.shape[2], x_s.dtype)
-
-
-def pair_cross_image_correlation_mse(pair: PreparedPair,
-                                     gram_dtype: DTypeLike = torch.float32) -> Tensor:
-    """:func:`cross_image_correlation_mse` of the full pair on its shared Grams.
-
-    Equals ``cross_image_correlation_mse(pair.student, pair.teacher, gram_dtype)`` (0 with a
-    zero gradient for a batch of one, without computing Grams); the Gram matrices come from
-    :meth:`PreparedPair.grams` and are shared with :func:`pair_self_correlation_mse`.
-
-    Args:
-        pair (PreparedPair): The prepared pair (all its positions, no weights).
-        gram_dtype (torch.dtype | str, optional): See :func:`correlation_mse`.
-
-    Returns:
-        Tensor: Scalar loss in the student's dtype.
-    """
-    x_s = pair.student
-    if x_s.shape[0] < 2:
+    if cross_image and x_s.shape[0] < 2:
         return x_s.sum() * 0
     grams = pair.grams(accumulation_dtype(gram_dtype, x_s.dtype, pair.teacher.dtype))
-    return cross_image_mse_from_grams(grams, x_s.shape[2], x_s.dtype)
+    return mse_from_grams(grams, x_s.shape[2], x_s.dtype, cross_image=cross_image)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from torch import Tensor
 from hicd_mm.registry import MODELS
 from .base_correlation_loss import BaseCorrelationLoss
 from .correlation import (PreparedPair, batch_to_positions, cross_image_correlation_kl,
-                          cross_image_correlation_mse, pair_cross_image_correlation_mse)
+                          cross_image_correlation_mse, pair_correlation_mse)
 
 GLOBAL_BLOCKS = ('cross_image', 'all')
 
@@ -53,7 +53,7 @@ class GlobalCorrelationLoss(BaseCorrelationLoss):
             value = cross_image_correlation_kl(x_s, x_t, self.tau, self.chunk_size, w)
         elif self.uses_pair_grams(pair, x_s, x_t, w):
             # The Gram matrices are shared with the other terms on this pair.
-            value = pair_cross_image_correlation_mse(pair, self.gram_dtype)
+            value = pair_correlation_mse(pair, self.gram_dtype, cross_image=True)
         elif w is None:
             value = cross_image_correlation_mse(x_s, x_t, self.gram_dtype)
         else:

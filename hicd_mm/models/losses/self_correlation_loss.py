@@ -5,7 +5,7 @@ from torch import Tensor
 
 from hicd_mm.registry import MODELS
 from .base_correlation_loss import BaseCorrelationLoss
-from .correlation import PreparedPair, pair_self_correlation_mse
+from .correlation import PreparedPair, pair_correlation_mse
 
 
 @MODELS.register_module()
@@ -23,5 +23,5 @@ class SelfCorrelationLoss(BaseCorrelationLoss):
         x_s, x_t, w = self.sample(pair.student, pair.teacher, self.position_weights(pair, label))
         if self.uses_pair_grams(pair, x_s, x_t, w):
             # The Gram matrices are shared with the other terms on this pair.
-            return self.loss_weight * pair_self_correlation_mse(pair, self.gram_dtype)
+            return self.loss_weight * pair_correlation_mse(pair, self.gram_dtype)
         return self.loss_weight * self.self_distance(x_s, x_t, w)
