@@ -205,6 +205,38 @@ def test_variant_rules(tmp_path):
         pl.load_variants_file(str(vfile))
 
 
+def test_variant_mixin_terms_reach_the_model(tmp_path):
+    """A variant mixin that changes hicd_terms changes the model's distill_terms (the parent
+    config resolved hicd_terms when it was read, so a top-level key alone would do nothing);
+    its ablations and the shipped dev variants are checked in the config the runner writes."""
+    s = spec(tmp_path, settings=['multi_deg_x4'], seeds=[0], methods=['hicd', 'hicd_no_chg_kd'],
+             variants=pl.load_variants_file(
+                 osp.join(REPO_ROOT, 'configs/_base_/hicd/dev_variants.py')))
+    plan = pl.build_plan(s)
+    pl.write_configs(plan)
+
+    def terms(name):
+        return Config.fromfile(osp.join(s.config_dir, name)).model.distill_terms
+
+    default = terms('hicd_multi_deg_x4.py')
+    assert set(default) == set(HICD_TERMS)
+    assert all(default[t].loss.get('class_balance') is None for t in HICD_TERMS)
+    for variant, kd in (('ca_sched', False), ('ca_kd_sched', True), ('ca_kd_sched_ft', True)):
+        got = terms(f'hicd_multi_deg_x4__{variant}.py')
+        assert ('chg_kd' in got) == kd, variant
+        assert got.chg_self.loss.class_balance == 'rows', variant
+        assert got.chg_global.loss.class_balance == 'rows', variant
+        assert got.sem_self.loss.get('class_balance') is None
+        if kd:
+            assert got.chg_kd.loss.type == 'ResponseKDLoss'
+            ablated = terms(f'hicd_no_chg_kd_multi_deg_x4__{variant}.py')
+            assert ablated.chg_kd.loss.loss_weight == 0.0
+            assert ablated.chg_self.loss.class_balance == 'rows'
+    cfg = Config.fromfile(osp.join(s.config_dir, 'hicd_multi_deg_x4__ca_kd_sched_ft.py'))
+    assert cfg.model.init_student_from_teacher
+    assert any(h['type'].endswith('DistillWeightScheduleHook') for h in cfg.custom_hooks)
+
+
 # ------------------------------------------------------------------------------------ resume
 def test_resume_skips_rows_that_exist_per_variant_and_split(tmp_path):
     s = spec(tmp_path, settings=['multi_deg_x4'], seeds=[0], variants=variants(),

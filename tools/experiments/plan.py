@@ -163,7 +163,8 @@ class Variant:
             _check_option(option, f'variant {self.name!r}')
 
     def overrides(self) -> Dict[str, object]:
-        """The mixins' top-level keys merged in order (plain Python values).
+        """The mixins' top-level keys merged in order (plain Python values); their
+        ``hicd_terms`` become ``model.distill_terms`` (replacing the parent's terms).
 
         Raises:
             ValueError: A mixin changes the optimiser or schedule (see :data:`SCHEDULE_KEYS`).
@@ -187,6 +188,13 @@ class Variant:
                 raise ValueError(f'variant {self.name!r}: option {option!r} changes the '
                                  'optimiser or schedule; use --cfg-options or '
                                  '--finetune-cfg-options')
+        if 'hicd_terms' in merged:
+            # The parent read hicd_terms into model.distill_terms when it was parsed, so a
+            # top-level hicd_terms in the child would change nothing: the mixins' terms (they
+            # start from hicd_default.py, so they are the whole set) replace the model's.
+            model = dict(merged.get('model') or {})
+            model['distill_terms'] = dict(_delete_=True, **merged.pop('hicd_terms'))
+            merged['model'] = model
         return merged
 
     @property
