@@ -423,34 +423,6 @@ def _grams(x_s: Tensor, x_t: Tensor, dtype: torch.dtype) -> Tuple[Tensor, Tensor
 
 
 @_without_autocast
-def _gram_apply(g_1: Tensor, x_1: Tensor, g_2: Tensor, x_2: Tensor, coef: Tensor,
-                out_dtype: torch.dtype) -> Tensor:
-    """``coef * (g_1 x_1 - g_2 x_2)`` per sample (in chunks of positions when converting).
-
-    Args:
-        g_1 (Tensor): ``(B, C, C_1)`` in the accumulation dtype.
-        x_1 (Tensor): ``(B, C_1, N)``.
-        g_2 (Tensor): ``(B, C, C_2)`` in the accumulation dtype.
-        x_2 (Tensor): ``(B, C_2, N)``.
-        coef (Tensor): ``(B, 1, 1)`` per-sample factor in the accumulation dtype.
-        out_dtype (torch.dtype): Dtype of the result.
-
-    Returns:
-        Tensor: ``(B, C, N)`` in ``out_dtype``.
-    """
-    dtype = g_1.dtype
-    if x_1.dtype == dtype and x_2.dtype == dtype and out_dtype == dtype:
-        return torch.bmm(g_1, x_1).baddbmm_(g_2, x_2, alpha=-1).mul_(coef)
-    b, c, n = x_1.shape[0], g_1.shape[1], x_1.shape[2]
-    out = x_1.new_empty((b, c, n), dtype=out_dtype)
-    for sl in _position_chunks(b, max(c, x_1.shape[1], x_2.shape[1]), n):
-        chunk = torch.bmm(g_1, x_1[..., sl].to(dtype))
-        chunk.baddbmm_(g_2, x_2[..., sl].to(dtype), alpha=-1).mul_(coef)
-        out[..., sl] = chunk
-    return out
-
-
-@_without_autocast
 def _gram_sum(terms: Sequence[Tuple[Optional[Tensor], Tensor]], like: Tensor) -> Tensor:
     """``sum_i g_i x_i`` per sample (in chunks of positions when converting), like ``like``.
 
@@ -640,16 +612,17 @@ class _GramCorrelationMSE(torch.autograd.Function):
         coef = coef.view(-1, 1, 1)
         need = ctx.needs_input_grad
         grads: List[Optional[Tensor]] = [None] * 6
+        # The per-sample factor scales the small C x C matrices, not the (B, C, N) products.
         if need[0]:
-            grads[0] = _gram_apply(g_k_ss, rows_s, g_k_st, rows_t, coef, rows_s.dtype)
+            grads[0] = _gram_sum([(coef * g_k_ss, rows_s), (-coef * g_k_st, rows_t)], rows_s)
         if need[1]:
-            grads[1] = _gram_apply(g_r_ss, cols_s, g_r_st, cols_t, coef, cols_s.dtype)
+            grads[1] = _gram_sum([(coef * g_r_ss, cols_s), (-coef * g_r_st, cols_t)], cols_s)
         if need[2]:
-            grads[2] = _gram_apply(g_k_st.transpose(1, 2), rows_s, g_k_tt, rows_t, -coef,
-                                   rows_t.dtype)
+            grads[2] = _gram_sum([(-coef * g_k_st.transpose(1, 2), rows_s),
+                                  (coef * g_k_tt, rows_t)], rows_t)
         if need[3]:
-            grads[3] = _gram_apply(g_r_st.transpose(1, 2), cols_s, g_r_tt, cols_t, -coef,
-                                   cols_t.dtype)
+            grads[3] = _gram_sum([(-coef * g_r_st.transpose(1, 2), cols_s),
+                                  (coef * g_r_tt, cols_t)], cols_t)
         return tuple(grads)
 
 
