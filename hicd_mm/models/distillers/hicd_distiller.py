@@ -503,15 +503,17 @@ class HiCDDistiller(BaseModel):
         """
         prepared: Dict[Tuple[Any, ...], PreparedPair] = {}
 
+        def maps(slot: Tuple[Any, ...]) -> Tuple[Tensor, Tensor]:
+            """The (student, teacher) maps of ``(kind, )`` or ``('semantic', date, stage)``."""
+            if slot[0] == 'semantic':
+                _, date, stage = slot
+                return student['semantic'][date][stage], teacher['semantic'][date][stage]
+            return student[slot[0]], teacher[slot[0]]
+
         def pair(slot: Tuple[Any, ...], preparation: FeaturePreparation) -> PreparedPair:
             key = (slot, preparation)
             if key not in prepared:
-                if slot[0] == 'semantic':
-                    _, date, stage = slot
-                    maps = student['semantic'][date][stage], teacher['semantic'][date][stage]
-                else:
-                    maps = student[slot[0]], teacher[slot[0]]
-                prepared[key] = prepare_pair(*maps, preparation)
+                prepared[key] = prepare_pair(*maps(slot), preparation)
             return prepared[key]
 
         def label_for(module: nn.Module) -> dict:
@@ -521,11 +523,7 @@ class HiCDDistiller(BaseModel):
             if isinstance(module, BaseCorrelationLoss):
                 return module.forward_prepared(pair(slot, module.preparation),
                                                **label_for(module))
-            if slot[0] == 'semantic':
-                _, date, stage = slot
-                return module(student['semantic'][date][stage],
-                              teacher['semantic'][date][stage], **label_for(module))
-            return module(student[slot[0]], teacher[slot[0]], **label_for(module))
+            return module(*maps(slot), **label_for(module))
 
         losses = {}
         for name, kind in self.term_features.items():
@@ -543,10 +541,9 @@ class HiCDDistiller(BaseModel):
                             pair(('semantic', 0, s), module.preparation),
                             pair(('semantic', 1, s), module.preparation)))
                     else:
-                        values.append(module(student['semantic'][0][s],
-                                             student['semantic'][1][s],
-                                             teacher['semantic'][0][s],
-                                             teacher['semantic'][1][s]))
+                        s_t1, t_t1 = maps(('semantic', 0, s))
+                        s_t2, t_t2 = maps(('semantic', 1, s))
+                        values.append(module(s_t1, s_t2, t_t1, t_t2))
                 value = self._mean(values)
             losses[f'distill.loss_{name}'] = value
         return losses
