@@ -157,13 +157,25 @@ def recorded_metric(ckpt: Dict[str, Any]) -> Optional[str]:
     return f'best {metric} {float(score):.2f}'
 
 
-def _mismatch(own: Dict[str, Tensor], state: Dict[str, Tensor]) -> List[str]:
-    """Descriptions of missing, unexpected and shape-mismatched keys (empty if they match)."""
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    mismatched = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+def state_dict_mismatch(own: Dict[str, Tensor], state: Dict[str, Tensor],
+                        labels: Tuple[str, str] = ('missing', 'unexpected')) -> List[str]:
+    """Descriptions of missing, unexpected and shape-mismatched keys (empty if they match).
+
+    Args:
+        own (dict): The state dict of the model that would receive ``state``.
+        state (dict): The state dict to load.
+        labels (tuple[str, str]): Names of the keys only in ``own`` and only in ``state``.
+
+    Returns:
+        list[str]: One line per kind of difference, with up to three example keys (with both
+        shapes for shape mismatches).
+    """
+    only_own = sorted(set(own) - set(state))
+    only_state = sorted(set(state) - set(own))
+    mismatched = [f'{k}: {tuple(own[k].shape)} vs {tuple(state[k].shape)}'
+                  for k in sorted(set(own) & set(state)) if own[k].shape != state[k].shape]
     return [f'{len(keys)} {name} key(s), e.g. {keys[:3]}'
-            for name, keys in (('missing', missing), ('unexpected', unexpected),
+            for name, keys in ((labels[0], only_own), (labels[1], only_state),
                                ('shape-mismatched', mismatched)) if keys]
 
 
@@ -226,7 +238,7 @@ def load_state(model: nn.Module, ckpt: Dict[str, Any], path: str, role: str = 'm
         source = 'detector checkpoint, loaded as the student'
     elif is_distiller_state(own):
         source = 'HiCD distiller checkpoint'
-    problems = _mismatch(target.state_dict(), state)
+    problems = state_dict_mismatch(target.state_dict(), state)
     if problems:
         raise CheckpointError(
             f'{role} checkpoint {path} does not match the model of the config: '

@@ -15,7 +15,7 @@ from mmengine.model import BaseDataPreprocessor, BaseModel
 from torch import Tensor, nn
 
 from hicd_mm.registry import MODELS, build_in_hicd_scope
-from hicd_mm.utils.checkpoint import load_teacher_weights
+from hicd_mm.utils.checkpoint import load_teacher_weights, state_dict_mismatch
 from ..losses.base_correlation_loss import BaseCorrelationLoss
 from ..losses.correlation import FeaturePreparation, PreparedPair, prepare_pair
 from .feature_points import (ModuleRecorder, SemanticRecorder, count_module_calls,
@@ -317,19 +317,12 @@ class HiCDDistiller(BaseModel):
 
     def _check_student_matches_teacher(self) -> None:
         """``init_student_from_teacher`` copies every parameter: the architectures must match."""
-        own, src = self.student.state_dict(), self.teacher.state_dict()
-        missing = sorted(set(own) - set(src))
-        unexpected = sorted(set(src) - set(own))
-        mismatched = [f'{k}: student {tuple(own[k].shape)} vs teacher {tuple(src[k].shape)}'
-                      for k in sorted(set(own) & set(src)) if own[k].shape != src[k].shape]
-        if missing or unexpected or mismatched:
-            details = []
-            for what, keys in (('student-only', missing), ('teacher-only', unexpected),
-                               ('shape-mismatched', mismatched)):
-                if keys:
-                    details.append(f'{len(keys)} {what} parameter(s), e.g. {keys[:3]}')
+        problems = state_dict_mismatch(self.student.state_dict(), self.teacher.state_dict(),
+                                       labels=('student-only', 'teacher-only'))
+        if problems:
             raise ValueError('init_student_from_teacher=True copies the teacher into the '
-                             'student, but their architectures differ: ' + '; '.join(details))
+                             'student, but their architectures differ (shapes: student vs '
+                             'teacher): ' + '; '.join(problems))
 
     @torch.no_grad()
     def _probe_feature_shapes(self, probe_size: Tuple[int, int]) -> dict:
