@@ -7,6 +7,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -255,6 +256,61 @@ def test_resume_skips_rows_that_exist_per_variant_and_split(tmp_path):
     test_spec = spec(tmp_path, settings=['multi_deg_x4'], seeds=[0], variants=variants(),
                      methods=['teacher_hq', 'lq', 'hicd'], split='test')
     assert len(pl.build_plan(test_spec, launch.done_keys(rows)).runs) == 4
+
+
+class _RecordingRunner(launch.MatrixRunner):
+    """The real runner with stand-in subprocesses: records when each training ran."""
+
+    def __init__(self, root, jobs, monkeypatch):
+        super().__init__(root, echo=False, jobs=jobs)
+        self.events = []  # (event, training work dir), in order
+        monkeypatch.setattr(launch, 'run_tool', self._tool)
+        monkeypatch.setattr(launch, 'best_of_training', self._best)
+
+    def _tool(self, cmd, log_file, echo=None, threads=None):
+        if cmd[1] == 'tools/export_student.py':  # cmd: python tool checkpoint out --force
+            open(cmd[3], 'w').close()
+            return 0
+        work_dir = cmd[cmd.index('--work-dir') + 1]
+        with self._lock:
+            self.events.append(('start', work_dir))
+        time.sleep(0.2 if osp.basename(work_dir).startswith('teacher_iters') else 0.02)
+        os.makedirs(work_dir, exist_ok=True)
+        open(osp.join(work_dir, 'best_F1_iter_8.pth'), 'w').close()
+        with self._lock:
+            self.events.append(('end', work_dir))
+        return 0
+
+    def _best(self, work_dir):
+        return dict(best_iter=8, checkpoint=osp.join(work_dir, 'best_F1_iter_8.pth'),
+                    val={launch.SELECT_METRIC: 60.0})
+
+    def evaluate(self, run):
+        with self._lock:
+            self.events.append(('eval', run.training.work_dir))
+        return {m: 50.0 for m in pl.METRICS}
+
+
+def test_free_slots_take_runs_without_a_teacher_while_teachers_train(tmp_path, monkeypatch):
+    plan = pl.build_plan(spec(tmp_path, settings=['blur'], seeds=[0, 1, 2],
+                              methods=['lq', 'ft_lq']))
+    runner = _RecordingRunner(str(tmp_path / 'exp'), jobs=2, monkeypatch=monkeypatch)
+    runner.execute(plan)
+
+    assert not runner.failures
+    events = runner.events
+    teachers = [t.work_dir for t in plan.teachers]
+    trained = [d for e, d in events if e == 'start']
+    assert len(teachers) == 3 and len(trained) == len(set(trained))  # each training once
+    assert set(trained) == set(teachers) | {r.training.work_dir for r in plan.runs}
+    last_teacher_end = max(i for i, (e, d) in enumerate(events) if e == 'end' and d in teachers)
+    first_run = min(i for i, (e, d) in enumerate(events) if e == 'start' and d not in teachers)
+    assert first_run < last_teacher_end  # the third teacher did not leave a slot idle
+    for run in plan.runs:  # nothing trains from or is evaluated before an unfinished teacher
+        if run.training.teacher is not None:
+            teacher_end = events.index(('end', run.training.teacher.work_dir))
+            assert teacher_end < events.index(('start', run.training.work_dir))
+    assert len(launch.read_results(runner.csv)) == len(plan.runs)
 
 
 def test_read_results_rejects_a_foreign_or_old_csv(tmp_path):

@@ -10,7 +10,11 @@ gradient against the task gradient. Two term sets are compared:
 * ``after``: the five terms with the cross-image global correlation (off-diagonal blocks only,
   the default now), plus the change-aware options: class-balanced ``chg_self``
   (``class_balance='rows'``), a CIRKD-style cross-image KL term on the change feature
-  (``tau=0.1``, 256 sampled positions per image) and response KD on the change logits.
+  (``tau=0.1``, 256 sampled positions per image) and response KD on the change logits;
+* ``pool`` (``--sets pool``, ``--pool-check N``): the two change-feature terms on the full map
+  and average-pooled to ``N`` per side; the cosine of each term with its pooled twin says how
+  much of its gradient direction pooling keeps (the cost/fidelity question of
+  ``docs/speed.md``).
 
 Measured at two student states: at initialisation and after ``--student-iters`` task-only
 iterations on LQ pairs. The teacher is the same detector trained ``--teacher-iters``
@@ -49,8 +53,8 @@ from hicd_mm.utils import register_all_modules  # noqa: E402
 DETECTOR = 'configs/fc_siam_diff/fc_siam_diff_cpu-1k_synthetic.py'
 
 
-def term_sets() -> Dict[str, dict]:
-    """The ``before`` and ``after`` term sets (see the module docstring)."""
+def term_sets(pool_check: int = 32) -> Dict[str, dict]:
+    """The ``before``, ``after`` and ``pool`` term sets (see the module docstring)."""
     before = default_hicd_terms()
     for name in ('sem_global', 'chg_global'):
         before[name]['loss']['blocks'] = 'all'
@@ -61,7 +65,14 @@ def term_sets() -> Dict[str, dict]:
         type='GlobalCorrelationLoss', pool_size=64, distance='kl', tau=0.1,
         sample_pixels=256))
     after['chg_kd'] = dict(feature='change_logits', loss=dict(type='ResponseKDLoss', tau=1.0))
-    return dict(before=before, after=after)
+    pool = {}
+    for name in ('chg_self', 'chg_global'):
+        full = copy.deepcopy(after[name])
+        full['loss']['pool_size'] = None
+        pooled = copy.deepcopy(full)
+        pooled['loss']['pool_size'] = pool_check
+        pool[name], pool[f'{name}_pool{pool_check}'] = full, pooled
+    return dict(before=before, after=after, pool=pool)
 
 
 def make_data(count: int, size: int, seed: int) -> List[dict]:
@@ -171,6 +182,10 @@ def parse_args() -> argparse.Namespace:
                         help='task-only LQ iterations before the second measurement')
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--sets', nargs='+', default=['before', 'after'],
+                        choices=['before', 'after', 'pool'], help='term sets measured')
+    parser.add_argument('--pool-check', type=int, default=32,
+                        help='pool size of the pooled twins in the "pool" set')
     parser.add_argument('--out', help='write the results as JSON here')
     return parser.parse_args()
 
@@ -196,7 +211,9 @@ def main() -> None:
     states[f'after {args.student_iters} task-only LQ iterations'] = student.state_dict()
     results = {}
     for state_name, state in states.items():
-        for set_name, terms in term_sets().items():
+        for set_name, terms in term_sets(args.pool_check).items():
+            if set_name not in args.sets:
+                continue
             key = f'{set_name}, student at {state_name}'
             results[key] = measure(state, teacher.state_dict(), detector_cfg, terms, batches,
                                    args.seed)

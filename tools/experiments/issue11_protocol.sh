@@ -6,6 +6,11 @@
 #   JOBS_SCALE=1 PYTHON=python WORK=work_dirs/issue11 bash tools/experiments/issue11_protocol.sh
 # SERIAL=1 runs the cells one after another, each with JOBS parallel trainings (a 2-core
 # machine: SERIAL=1 JOBS=2); the order is development, pick, then the confirmation cells.
+# RECORD (default docs/experiments/issue11) holds the committed copy of every cell's
+# results.csv: a cell whose work dir has no results.csv starts from the recorded one (so a run
+# on a fresh machine resumes where the committed rows end; the teachers that unfinished rows
+# need are trained again), and each cell's CSV is copied back when the cell ends.
+#   bash tools/experiments/issue11_protocol.sh record   copies the CSVs back now (mid-cell).
 set -uo pipefail
 PY=${PYTHON:-python}
 W=${WORK:-work_dirs/issue11}
@@ -18,7 +23,33 @@ FT=(--finetune-cfg-options optim_wrapper.optimizer.lr=0.0002)
 RUN=("$PY" tools/run_experiments.py)
 VARIANTS=configs/_base_/hicd/dev_variants.py
 CONF_SEEDS=(3 4 5 6 7)
+RECORD=${RECORD:-docs/experiments/issue11}
 mkdir -p "$W"
+
+record() {  # copy every cell's results.csv back to $RECORD (the rows a later run resumes from)
+  local csv cell
+  for csv in "$W"/*/results.csv; do
+    [ -f "$csv" ] || continue
+    cell=$(basename "$(dirname "$csv")")
+    mkdir -p "$RECORD/$cell" && cp "$csv" "$RECORD/$cell/results.csv"
+  done
+}
+restore() {  # cell: start from the recorded rows when the work dir has none
+  if [ ! -f "$W/$1/results.csv" ] && [ -f "$RECORD/$1/results.csv" ]; then
+    mkdir -p "$W/$1" && cp "$RECORD/$1/results.csv" "$W/$1/results.csv"
+    echo "[protocol] $1: resuming from $RECORD/$1/results.csv"
+  fi
+}
+share_teachers() {  # from to seeds...: reuse finished 800-iteration teachers (same job)
+  local from=$1 to=$2 s d; shift 2
+  for s in "$@"; do
+    d=fc_siam_diff_synthetic/seed$s/teacher_iters800
+    if [ -e "$W/$from/$d/best.pth" ] && [ ! -e "$W/$to/$d" ]; then
+      mkdir -p "$(dirname "$W/$to/$d")" && ln -s "$(realpath "$W/$from/$d")" "$W/$to/$d"
+    fi
+  done
+}
+[ "${1:-}" = record ] && { record; exit 0; }
 
 # 0. the two synthetic datasets, once, before the parallel runners look for them (the runner
 # would generate the same folders with the same arguments)
@@ -33,10 +64,13 @@ wait
 DEV_PIDS=()
 for it in 300 800; do
   dev() {
+    restore "dev$it"
+    [ "$it" = 800 ] && share_teachers dev300 dev800 0 1 2
     "${RUN[@]}" --detector fc_siam_diff --settings multi_deg_x4 --methods lq ft_lq hicd \
       --variants "$VARIANTS" --seeds 0 1 2 --iters $it --split val --work-dir "$W/dev$it" \
       --jobs "$(j $([ $it = 300 ] && echo 3 || echo 5))" "${COMMON[@]}" "${FT[@]}" \
       >> "$W/dev$it.log" 2>&1
+    record
   }
   bg dev
   [ "$SERIAL" = 1 ] || DEV_PIDS+=($!)
@@ -45,8 +79,10 @@ done
 # a confirmation cell (test split)
 conf() {  # name jobs args...: one confirmation cell
   local name=$1 jobs=$2; shift 2
+  restore "conf_$name"
   "${RUN[@]}" --seeds "${CONF_SEEDS[@]}" --split test --work-dir "$W/conf_$name" \
     --jobs "$jobs" "${COMMON[@]}" "${FT[@]}" "$@" >> "$W/conf_$name.log" 2>&1
+  record
 }
 # the four confirmation cells: name | parallel trainings (baselines, chosen HiCD; parallel mode
 # only) | cell arguments | baseline methods

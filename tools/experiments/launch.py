@@ -401,16 +401,16 @@ class MatrixRunner:
     def execute(self, plan: ExperimentPlan) -> None:
         """Do every run of the plan; a failure is recorded and the other runs go on.
 
-        Teachers train first (in parallel, up to ``jobs``), then the runs.
+        Teachers are queued first, the runs right behind them, so a free slot takes a run
+        that needs no teacher while teachers still train (a run whose teacher is training
+        waits for it; one whose teacher has not started trains it itself, once).
         """
         write_configs(plan)
-        teachers = plan.teachers
         with ThreadPoolExecutor(self.jobs) as pool:
-            for future in [pool.submit(self._train_quietly, t) for t in teachers]:
-                future.result()
+            futures = [pool.submit(self._train_quietly, t) for t in plan.teachers]
             total = len(plan.runs)
-            futures = [pool.submit(self._do_run, i, total, run)
-                       for i, run in enumerate(plan.runs, 1)]
+            futures += [pool.submit(self._do_run, i, total, run)
+                        for i, run in enumerate(plan.runs, 1)]
             for future in futures:
                 future.result()
 

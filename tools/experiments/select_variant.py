@@ -1,8 +1,10 @@
 """Pick ONE HiCD variant from a development run, by the rule fixed in docs/results.md.
 
-Rule: among the ``hicd`` rows of the development CSV (``--split val``), the variant with the
-highest mean val F1 (best-on-val checkpoint) over every (seed, iterations) cell it was run in;
-a variant missing any cell that another variant has is not eligible. Ties (within 0.01 F1)
+Rule: among the ``hicd`` rows of the development CSV (``--split val``) of the variants declared
+in the variants file (rows of other variants, e.g. a side check run in the same work dir, are
+not candidates), the variant with the highest mean val F1 (best-on-val checkpoint) over every
+(seed, iterations) cell it was run in; a variant missing any cell that another variant has is
+not eligible. Ties (within 0.01 F1)
 go to the variant listed first in the variants file. The pick is written as a variants file
 holding only that variant (same mixins and options), for the confirmation run::
 
@@ -27,8 +29,13 @@ from tools.experiments.plan import Variant, load_variants_file  # noqa: E402
 TIE = 0.01
 
 
-def variant_means(rows: Sequence[Dict[str, str]]) -> Dict[str, Tuple[float, int]]:
+def variant_means(rows: Sequence[Dict[str, str]],
+                  candidates: Sequence[str] = None) -> Dict[str, Tuple[float, int]]:
     """Variant -> (mean val F1, number of cells) over its ``hicd`` rows.
+
+    Args:
+        rows: Rows of the development CSV(s).
+        candidates: The variants considered (default: every variant in the rows).
 
     Raises:
         ValueError: A row was evaluated on the test split, or a variant lacks a cell that
@@ -37,6 +44,8 @@ def variant_means(rows: Sequence[Dict[str, str]]) -> Dict[str, Tuple[float, int]
     cells: Dict[str, Dict[Tuple[str, str, str], float]] = defaultdict(dict)
     for row in rows:
         if row['method'] != 'hicd':
+            continue
+        if candidates is not None and row['variant'] not in candidates:
             continue
         if row.get('split', 'val') != 'val':
             raise ValueError(f'row {row["variant"]} seed {row["seed"]} is on the '
@@ -83,8 +92,9 @@ def main(argv: List[str] = None) -> None:
                 raise ValueError(f'{path}: no such results file')
             rows += read_csv(path, ('method', 'variant', 'seed', 'iters', 'F1'))[1]
         variants = load_variants_file(args.variants)
-        means = variant_means(rows)
-        chosen = pick(means, [v.name for v in variants])
+        names = [v.name for v in variants]
+        means = variant_means(rows, names)
+        chosen = pick(means, names)
     except (OSError, ValueError) as exc:
         print(f'select_variant.py: error: {exc}', file=sys.stderr)
         sys.exit(2)

@@ -1,0 +1,102 @@
+"""The issue-11 protocol script resumes from recorded results and records them back.
+
+The script's Python is replaced by a stand-in that logs each call and appends a row to the
+results CSV of the cell it was asked to run, so the shell logic (restore, record, teacher
+sharing, the order of the cells) is checked without training anything.
+"""
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+SCRIPT = osp.join(REPO, 'tools', 'experiments', 'issue11_protocol.sh')
+
+FAKE_PYTHON = r'''#!{python}
+import os, sys
+args = sys.argv[1:]
+with open(os.environ['CALLS'], 'a') as f:
+    f.write(' '.join(args) + '\n')
+if args[0].endswith('run_experiments.py'):
+    work = args[args.index('--work-dir') + 1]
+    csv = os.path.join(work, 'results.csv')
+    had = open(csv).read().count('\n') if os.path.isfile(csv) else 0
+    with open(os.environ['CALLS'], 'a') as f:
+        f.write(f'  {{work}} had {{had}} recorded rows\n')
+    os.makedirs(work, exist_ok=True)
+    with open(csv, 'a') as f:
+        f.write(f'row of {{os.path.basename(work)}}\n')
+if args[0].endswith('select_variant.py'):
+    sys.exit(1)  # stop the script after the development cells
+'''
+
+
+@pytest.fixture
+def protocol(tmp_path):
+    """Runs the script in ``tmp_path`` with the stand-in Python; returns (run, paths)."""
+    fake = tmp_path / 'python'
+    fake.write_text(FAKE_PYTHON.format(python=sys.executable))
+    fake.chmod(0o755)
+    work, record, calls = tmp_path / 'work', tmp_path / 'record', tmp_path / 'calls.txt'
+
+    def run(*args):
+        env = dict(os.environ, PYTHON=str(fake), WORK=str(work), RECORD=str(record),
+                   CALLS=str(calls), SERIAL='1', JOBS='2')
+        return subprocess.run(['bash', SCRIPT, *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    return run, work, record, calls
+
+
+def test_resumes_from_recorded_rows_and_records_them_back(protocol):
+    run, work, record, calls = protocol
+    (record / 'dev300').mkdir(parents=True)
+    (record / 'dev300' / 'results.csv').write_text('header\nrecorded row\n')
+    teacher = work / 'dev300' / 'fc_siam_diff_synthetic' / 'seed1' / 'teacher_iters800'
+    teacher.mkdir(parents=True)
+    (teacher / 'best.pth').write_text('weights')
+
+    result = run()
+
+    assert result.returncode == 1, result.stderr  # the stand-in pick fails: stops after dev
+    log = calls.read_text()
+    assert f'{work}/dev300 had 2 recorded rows' in log  # restored before the runner ran
+    assert f'{work}/dev800 had 0 recorded rows' in log  # nothing recorded: starts empty
+    assert log.index('dev300 had') < log.index('dev800 had') < log.index('select_variant')
+    assert (record / 'dev300' / 'results.csv').read_text() == \
+        'header\nrecorded row\nrow of dev300\n'
+    assert (record / 'dev800' / 'results.csv').read_text() == 'row of dev800\n'
+    shared = work / 'dev800' / 'fc_siam_diff_synthetic' / 'seed1' / 'teacher_iters800'
+    assert shared.is_symlink() and osp.samefile(shared, teacher)
+    # seeds without a finished teacher are not linked (the runner trains them)
+    assert not (work / 'dev800' / 'fc_siam_diff_synthetic' / 'seed0').exists()
+
+
+def test_existing_work_dir_rows_win_over_the_record(protocol):
+    run, work, record, calls = protocol
+    (record / 'dev300').mkdir(parents=True)
+    (record / 'dev300' / 'results.csv').write_text('old\n')
+    (work / 'dev300').mkdir(parents=True)
+    (work / 'dev300' / 'results.csv').write_text('newer\nrows\nhere\n')
+
+    run()
+
+    assert f'{work}/dev300 had 3 recorded rows' in calls.read_text()
+    assert (record / 'dev300' / 'results.csv').read_text() == \
+        'newer\nrows\nhere\nrow of dev300\n'
+
+
+def test_record_copies_every_cell_now(protocol):
+    run, work, record, calls = protocol
+    for cell in ('dev300', 'conf_core'):
+        (work / cell).mkdir(parents=True)
+        (work / cell / 'results.csv').write_text(f'{cell} rows\n')
+
+    result = run('record')
+
+    assert result.returncode == 0, result.stderr
+    assert not calls.exists()  # nothing was run
+    for cell in ('dev300', 'conf_core'):
+        assert (record / cell / 'results.csv').read_text() == f'{cell} rows\n'
