@@ -21,6 +21,11 @@ Usage::
     python tools/benchmark/bench_distill_overhead.py --repeats 5 --configs \
         configs/fc_siam_diff/fc_siam_diff_cpu-1k_synthetic.py
     OPENCD_ROOT=/path/to/open-cd python tools/benchmark/bench_distill_overhead.py --opencd
+    OPENCD_ROOT=... python tools/benchmark/bench_distill_overhead.py --opencd \
+        --terms-config configs/_base_/hicd/hicd_chg_pool32.py   # the terms of a mixin
+
+``--terms-config`` takes the terms from a HiCD mixin's ``hicd_terms`` (what a student config
+inheriting it distils) instead of ``hicd_default.py``'s.
 """
 import argparse
 import os
@@ -73,18 +78,33 @@ def teacher_forward_fn(distiller: torch.nn.Module, hq: torch.Tensor) -> Callable
     return forward
 
 
+def distill_terms(args: argparse.Namespace) -> dict:
+    """The terms timed: ``--terms-config``'s ``hicd_terms`` or the defaults, with the
+    ``--pool-size`` / ``--gram-dtype`` overrides applied to every term."""
+    if args.terms_config is None:
+        terms = default_hicd_terms()
+    else:
+        terms = Config.fromfile(osp.join(REPO_ROOT, args.terms_config)).get('hicd_terms')
+        if not terms:
+            raise SystemExit(f'--terms-config {args.terms_config}: no hicd_terms in it')
+        terms = terms.to_dict()
+    for term in terms.values():
+        if args.pool_size is not None:
+            term['loss']['pool_size'] = args.pool_size
+        if args.gram_dtype is not None:
+            term['loss']['gram_dtype'] = args.gram_dtype
+    return terms
+
+
 def bench_one(path: str, args: argparse.Namespace) -> Dict:
     model_cfg, scope, preset = load_model_cfg(path, args.root)
-    term_kwargs = {} if args.gram_dtype is None else dict(gram_dtype=args.gram_dtype)
-    if args.pool_size is not None:
-        term_kwargs['pool_size'] = args.pool_size
     with DefaultScope.overwrite_default_scope(scope):
         torch.manual_seed(0)
         plain = MODELS.build(model_cfg)
         torch.manual_seed(0)
         distiller = MODELS.build(dict(type=HiCDDistiller, student=model_cfg,
                                       feature_preset=preset,
-                                      distill_terms=default_hicd_terms(**term_kwargs),
+                                      distill_terms=distill_terms(args),
                                       allow_random_teacher=True))
     g = torch.Generator().manual_seed(0)
     lq = torch.randn(args.batch, 6, args.size, args.size, generator=g)
@@ -114,6 +134,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--threads', type=int, default=2, help='torch threads')
     parser.add_argument('--pool-size', type=int,
                         help='pool_size of every correlation term (default: hicd_default.py\'s 64)')
+    parser.add_argument('--terms-config', help='a HiCD mixin (repo-relative) whose hicd_terms '
+                        'are timed (default: hicd_default.py)')
     parser.add_argument('--gram-dtype', help='gram_dtype of every correlation term (default: '
                         'the losses\' default, float32; e.g. float64 for the earlier default)')
     args = parser.parse_args()
@@ -146,7 +168,8 @@ def main() -> None:
               f"{r['teacher']:.3f} | {r['floor']:.2f}x |")
     print(f'\n{args.size}x{args.size}, batch {args.batch}, torch {torch.__version__}, '
           f'gram_dtype {args.gram_dtype or "default (float32)"}, '
-          f'pool_size {"default (64)" if args.pool_size is None else args.pool_size}, '
+          f'terms {args.terms_config or "hicd_default.py"}, '
+          f'pool_size {"of the terms" if args.pool_size is None else args.pool_size}, '
           f'{args.threads} threads, median of {args.repeats} interleaved rounds after '
           f'{args.warmup} warm-up; load average before {load_before}, after {load_after}.')
 
