@@ -88,17 +88,22 @@ def make_data(count: int, size: int, seed: int) -> List[dict]:
 
 def to_batch(items: List[dict], with_hq: bool, lq: bool) -> dict:
     """A data batch in the form the data preprocessor expects."""
-    inputs, samples = [], []
+    def pair(a: np.ndarray, b: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.concatenate([a, b], axis=2)).permute(2, 0, 1)
+
+    inputs, inputs_hq, samples = [], [], []
     for item in items:
-        b = item['b_lq'] if lq else item['b']
-        planes = [item['a'], b] + ([item['a'], item['b']] if with_hq else [])
-        inputs.append(torch.from_numpy(np.concatenate(planes, axis=2)).permute(2, 0, 1))
+        inputs.append(pair(item['a'], item['b_lq'] if lq else item['b']))
+        inputs_hq.append(pair(item['a'], item['b']))
         sample = SegDataSample()
         sample.gt_sem_seg = PixelData(data=torch.from_numpy(item['label'])[None])
         sample.set_metainfo(dict(ori_shape=item['label'].shape,
                                  img_shape=item['label'].shape))
         samples.append(sample)
-    return dict(inputs=inputs, data_samples=samples)
+    batch = dict(inputs=inputs, data_samples=samples)
+    if with_hq:
+        batch['inputs_hq'] = inputs_hq  # the HQ pair, its own field (HQPairDataPreprocessor)
+    return batch
 
 
 def train(model: torch.nn.Module, items: List[dict], iters: int, batch: int, lq: bool,
