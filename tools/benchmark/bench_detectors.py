@@ -146,10 +146,21 @@ def complexity(model: torch.nn.Module, size: int) -> Dict:
     return dict(params=info['params'], flops=info['flops'], uncounted_ops=uncounted)
 
 
+def plain_detector_cfg(path: str):
+    """The model config of ``path``; a distiller config is refused (it needs ``inputs_hq`` and
+    a teacher: ``bench_distill_overhead.py`` times it against its plain detector)."""
+    model = Config.fromfile(osp.join(REPO_ROOT, path)).model
+    if 'student' in model or 'Distiller' in str(model.get('type', '')):
+        raise SystemExit(f'{path}: model is a {model.get("type")} (a distiller); '
+                         'bench_detectors.py times plain detectors: give the detector config, '
+                         'or time the distiller with tools/benchmark/bench_distill_overhead.py')
+    return model
+
+
 def bench_one(name: str, path: str, timed_train: bool, args) -> Dict:
-    cfg = Config.fromfile(osp.join(REPO_ROOT, path))
+    model_cfg = plain_detector_cfg(path)
     torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
+    model = MODELS.build(model_cfg)
     result = dict(name=name, config=path)
     result.update(complexity(model, args.size))
 
