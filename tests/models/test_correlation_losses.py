@@ -896,3 +896,19 @@ def test_pair_grams_under_autocast_are_float32():
     with torch.autocast('cpu', dtype=torch.bfloat16):
         grams = pair.grams(torch.float32)
     assert all(gram.dtype == torch.float32 for gram in grams)
+
+
+@pytest.mark.parametrize('loss_type, kwargs', [
+    ('SelfCorrelationLoss', {}), ('CrossCorrelationLoss', {}), ('GlobalCorrelationLoss', {}),
+    ('ResponseKDLoss', {}), ('FeatureMSELoss', dict(student_channels=4, teacher_channels=8)),
+    ('ChannelWiseDivergenceLoss', {})])
+def test_every_distillation_loss_checks_its_weight_and_key(loss_type, kwargs):
+    loss = MODELS.build(dict(type=loss_type, loss_weight=0.5, loss_name='loss_x', **kwargs))
+    assert loss.loss_weight == 0.5 and loss.loss_name == 'loss_x'
+    default = MODELS.build(dict(type=loss_type, **kwargs))
+    assert default.loss_weight == 1.0 and default.loss_name.startswith('loss_')
+    for weight in (-0.1, float('nan')):
+        with pytest.raises(ValueError, match='loss_weight must be >= 0'):
+            MODELS.build(dict(type=loss_type, loss_weight=weight, **kwargs))
+    with pytest.raises(ValueError, match="loss_name must start with 'loss_'"):
+        MODELS.build(dict(type=loss_type, loss_name='kd', **kwargs))

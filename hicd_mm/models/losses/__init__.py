@@ -1,4 +1,5 @@
 from .base_correlation_loss import BaseCorrelationLoss
+from .base_distill_loss import BaseDistillLoss
 from .baselines import ChannelWiseDivergenceLoss, FeatureMSELoss
 from .change_dice import ChangeDiceLoss
 from .correlation import (FeaturePreparation, PreparedPair, batch_correlation_mse,
@@ -13,7 +14,7 @@ from .self_correlation_loss import SelfCorrelationLoss
 from .weighted_cross_entropy import WeightedCrossEntropyLoss
 
 __all__ = [
-    'BaseCorrelationLoss', 'SelfCorrelationLoss', 'CrossCorrelationLoss',
+    'BaseDistillLoss', 'BaseCorrelationLoss', 'SelfCorrelationLoss', 'CrossCorrelationLoss',
     'GlobalCorrelationLoss', 'ResponseKDLoss', 'FeatureMSELoss', 'ChannelWiseDivergenceLoss',
     'FeaturePreparation', 'PreparedPair', 'prepare_pair', 'match_spatial', 'flatten_features',
     'class_balanced_position_weights', 'batch_to_positions', 'sample_positions',

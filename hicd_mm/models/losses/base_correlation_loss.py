@@ -2,9 +2,9 @@
 from typing import Optional, Tuple
 
 import torch
-import torch.nn as nn
 from torch import Tensor
 
+from .base_distill_loss import BaseDistillLoss
 from .correlation import (DISTANCES, DTypeLike, FeaturePreparation, PreparedPair,
                           class_balanced_position_weights, correlation_kl, correlation_mse,
                           prepare_pair, resolve_dtype, sample_positions)
@@ -12,7 +12,7 @@ from .correlation import (DISTANCES, DTypeLike, FeaturePreparation, PreparedPair
 CLASS_BALANCE_MODES = ('rows', 'pairs')
 
 
-class BaseCorrelationLoss(nn.Module):
+class BaseCorrelationLoss(BaseDistillLoss):
     """Shared options, feature preparation and distances of the correlation losses.
 
     A loss is called either on raw feature maps (``forward``: it prepares them itself) or on
@@ -53,13 +53,11 @@ class BaseCorrelationLoss(nn.Module):
                  resize_mode: str = 'bilinear', gram_dtype: DTypeLike = torch.float32,
                  class_balance: Optional[str] = None, ignore_index: int = 255,
                  loss_name: Optional[str] = None) -> None:
-        super().__init__()
+        super().__init__(loss_weight, loss_name)
         if distance not in DISTANCES:
             raise ValueError(f'distance must be one of {DISTANCES}, got {distance!r}')
         if not tau > 0:
             raise ValueError(f'tau must be > 0, got {tau}')
-        if not float(loss_weight) >= 0:
-            raise ValueError(f'loss_weight must be >= 0, got {loss_weight!r}')
         for name, value in (('chunk_size', chunk_size), ('sample_pixels', sample_pixels)):
             if value is None and name != 'chunk_size':
                 continue
@@ -71,11 +69,7 @@ class BaseCorrelationLoss(nn.Module):
         if class_balance == 'pairs' and distance == 'kl':
             raise ValueError("class_balance='pairs' needs distance='mse' (a softmax row has no "
                              "per-column weights); use class_balance='rows'")
-        loss_name = loss_name or self.default_loss_name
-        if not loss_name.startswith('loss_'):
-            raise ValueError(f"loss_name must start with 'loss_', got {loss_name!r}")
         self.preparation = FeaturePreparation(normalize, pool_size, resize_mode)
-        self.loss_weight = float(loss_weight)
         self.distance = distance
         self.tau = float(tau)
         self.chunk_size = chunk_size
@@ -83,12 +77,6 @@ class BaseCorrelationLoss(nn.Module):
         self.gram_dtype = resolve_dtype(gram_dtype)
         self.class_balance = class_balance
         self.ignore_index = ignore_index
-        self._loss_name = loss_name
-
-    @property
-    def loss_name(self) -> str:
-        """Key of this loss in the loss dict."""
-        return self._loss_name
 
     @property
     def requires_label(self) -> bool:

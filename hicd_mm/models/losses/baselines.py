@@ -18,6 +18,7 @@ from torch import Tensor
 
 from hicd_mm.registry import MODELS
 
+from .base_distill_loss import BaseDistillLoss
 from .correlation import RESIZE_MODES, match_spatial
 
 
@@ -40,7 +41,7 @@ def _check_maps(feat_s: Tensor, feat_t: Tensor, expected_s: Optional[int],
 
 
 @MODELS.register_module()
-class FeatureMSELoss(nn.Module):
+class FeatureMSELoss(BaseDistillLoss):
     """FitNets-style feature imitation: ``MSE(conv1x1(F_s), F_t)``.
 
     The adapter is always created (also for equal channel counts), as in FitNets. The student
@@ -56,7 +57,7 @@ class FeatureMSELoss(nn.Module):
 
     def __init__(self, student_channels: int, teacher_channels: int, loss_weight: float = 1.0,
                  resize_mode: str = 'bilinear', loss_name: str = 'loss_feat_mse') -> None:
-        super().__init__()
+        super().__init__(loss_weight, loss_name)
         _check_channels('student_channels', student_channels)
         _check_channels('teacher_channels', teacher_channels)
         if resize_mode not in RESIZE_MODES:
@@ -64,14 +65,7 @@ class FeatureMSELoss(nn.Module):
         self.student_channels = student_channels
         self.teacher_channels = teacher_channels
         self.adapter = nn.Conv2d(student_channels, teacher_channels, kernel_size=1)
-        self.loss_weight = float(loss_weight)
         self.resize_mode = resize_mode
-        self._loss_name = loss_name
-
-    @property
-    def loss_name(self) -> str:
-        """Key of this loss in the loss dict."""
-        return self._loss_name
 
     def forward(self, feat_s: Tensor, feat_t: Tensor) -> Tensor:
         """Compute the loss.
@@ -89,7 +83,7 @@ class FeatureMSELoss(nn.Module):
 
 
 @MODELS.register_module()
-class ChannelWiseDivergenceLoss(nn.Module):
+class ChannelWiseDivergenceLoss(BaseDistillLoss):
     """Channel-wise distillation (CWD).
 
     For sample ``b`` and channel ``c``, ``p = softmax(F[b, c].flatten() / tau)`` over the
@@ -112,7 +106,7 @@ class ChannelWiseDivergenceLoss(nn.Module):
                  teacher_channels: Optional[int] = None, tau: float = 1.0,
                  loss_weight: float = 1.0, resize_mode: str = 'bilinear',
                  loss_name: str = 'loss_cwd') -> None:
-        super().__init__()
+        super().__init__(loss_weight, loss_name)
         _check_channels('student_channels', student_channels)
         _check_channels('teacher_channels', teacher_channels)
         if not tau > 0:
@@ -126,14 +120,7 @@ class ChannelWiseDivergenceLoss(nn.Module):
         self.adapter = (nn.Conv2d(student_channels, teacher_channels, kernel_size=1)
                         if needs_adapter else None)
         self.tau = float(tau)
-        self.loss_weight = float(loss_weight)
         self.resize_mode = resize_mode
-        self._loss_name = loss_name
-
-    @property
-    def loss_name(self) -> str:
-        """Key of this loss in the loss dict."""
-        return self._loss_name
 
     def forward(self, feat_s: Tensor, feat_t: Tensor) -> Tensor:
         """Compute the loss.

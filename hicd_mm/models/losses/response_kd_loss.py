@@ -2,16 +2,16 @@
 from typing import Optional
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
 from hicd_mm.registry import MODELS
+from .base_distill_loss import BaseDistillLoss
 from .correlation import RESIZE_MODES, class_balanced_position_weights, match_spatial
 
 
 @MODELS.register_module()
-class ResponseKDLoss(nn.Module):
+class ResponseKDLoss(BaseDistillLoss):
     """KL divergence of the teacher's from the student's class probabilities, per pixel.
 
     Applied to the classifier's logits (``(B, K, H, W)``, before upsampling), at temperature
@@ -38,26 +38,15 @@ class ResponseKDLoss(nn.Module):
     def __init__(self, tau: float = 1.0, loss_weight: float = 1.0, class_balance: bool = False,
                  ignore_index: int = 255, resize_mode: str = 'bilinear',
                  loss_name: str = 'loss_response_kd') -> None:
-        super().__init__()
+        super().__init__(loss_weight, loss_name)
         if not tau > 0:
             raise ValueError(f'tau must be > 0, got {tau}')
-        if not float(loss_weight) >= 0:
-            raise ValueError(f'loss_weight must be >= 0, got {loss_weight!r}')
         if resize_mode not in RESIZE_MODES:
             raise ValueError(f'resize_mode must be one of {RESIZE_MODES}, got {resize_mode!r}')
-        if not loss_name.startswith('loss_'):
-            raise ValueError(f"loss_name must start with 'loss_', got {loss_name!r}")
         self.tau = float(tau)
-        self.loss_weight = float(loss_weight)
         self.class_balance = bool(class_balance)
         self.ignore_index = ignore_index
         self.resize_mode = resize_mode
-        self._loss_name = loss_name
-
-    @property
-    def loss_name(self) -> str:
-        """Key of this loss in the loss dict."""
-        return self._loss_name
 
     @property
     def requires_label(self) -> bool:
