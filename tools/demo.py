@@ -57,6 +57,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--from-teacher', action='store_true',
                         help='HiCD starts from the teacher; also trains ft_lq')
     parser.add_argument('--train-pairs', type=int, default=800)
+    parser.add_argument('--val-pairs', type=int, default=100)
     parser.add_argument('--test-pairs', type=int, default=200)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--jobs', type=int, default=1, help='trainings at the same time')
@@ -130,7 +131,8 @@ def main() -> None:
     os.makedirs(work, exist_ok=True)
     start = time.time()
     launch.ensure_synthetic_dataset(args.data_root, osp.join(work, 'make_synthetic.log'),
-                                    train=args.train_pairs, val=100, test=args.test_pairs,
+                                    train=args.train_pairs, val=args.val_pairs,
+                                    test=args.test_pairs,
                                     seed=args.seed, log=log)
     runner = launch.MatrixRunner(work, echo=True, jobs=args.jobs)
     spec = make_spec(args)
