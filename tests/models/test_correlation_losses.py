@@ -898,17 +898,21 @@ def test_pair_grams_under_autocast_are_float32():
     assert all(gram.dtype == torch.float32 for gram in grams)
 
 
-@pytest.mark.parametrize('loss_type, kwargs', [
-    ('SelfCorrelationLoss', {}), ('CrossCorrelationLoss', {}), ('GlobalCorrelationLoss', {}),
-    ('ResponseKDLoss', {}), ('FeatureMSELoss', dict(student_channels=4, teacher_channels=8)),
-    ('ChannelWiseDivergenceLoss', {})])
-def test_every_distillation_loss_checks_its_weight_and_key(loss_type, kwargs):
+@pytest.mark.parametrize('loss_type, kwargs, key', [
+    ('SelfCorrelationLoss', {}, 'loss_self_corr'),
+    ('CrossCorrelationLoss', {}, 'loss_cross_corr'),
+    ('GlobalCorrelationLoss', {}, 'loss_global_corr'),
+    ('ResponseKDLoss', {}, 'loss_response_kd'),
+    ('FeatureMSELoss', dict(student_channels=4, teacher_channels=8), 'loss_feat_mse'),
+    ('ChannelWiseDivergenceLoss', {}, 'loss_cwd')])
+def test_every_distillation_loss_checks_its_weight_and_key(loss_type, kwargs, key):
     loss = MODELS.build(dict(type=loss_type, loss_weight=0.5, loss_name='loss_x', **kwargs))
     assert loss.loss_weight == 0.5 and loss.loss_name == 'loss_x'
     default = MODELS.build(dict(type=loss_type, **kwargs))
-    assert default.loss_weight == 1.0 and default.loss_name.startswith('loss_')
-    for weight in (-0.1, float('nan')):
-        with pytest.raises(ValueError, match='loss_weight must be >= 0'):
+    assert default.loss_weight == 1.0 and default.loss_name == key
+    assert MODELS.build(dict(type=loss_type, loss_name=None, **kwargs)).loss_name == key
+    for weight in (-0.1, float('nan'), None, True):
+        with pytest.raises(ValueError, match='loss_weight must be a number >= 0'):
             MODELS.build(dict(type=loss_type, loss_weight=weight, **kwargs))
     with pytest.raises(ValueError, match="loss_name must start with 'loss_'"):
         MODELS.build(dict(type=loss_type, loss_name='kd', **kwargs))

@@ -56,7 +56,7 @@ def test_resumes_from_recorded_rows_and_records_them_back(protocol):
     (record / 'dev300' / 'results.csv').write_text('header\nrecorded row\n')
     teacher = work / 'dev300' / 'fc_siam_diff_synthetic' / 'seed1' / 'teacher_iters800'
     teacher.mkdir(parents=True)
-    (teacher / 'best.pth').write_text('weights')
+    (teacher / 'run_info.json').write_text('{}')  # the runner's finished-training marker
 
     result = run()
 
@@ -97,6 +97,24 @@ def test_record_copies_every_cell_now(protocol):
     result = run('record')
 
     assert result.returncode == 0, result.stderr
+    assert 'recorded 2 cell(s)' in result.stdout
     assert not calls.exists()  # nothing was run
     for cell in ('dev300', 'conf_core'):
         assert (record / cell / 'results.csv').read_text() == f'{cell} rows\n'
+
+
+def test_record_never_replaces_more_rows_by_fewer_and_fails_when_nothing_is_recorded(
+        protocol):
+    run, work, record, calls = protocol
+    (record / 'dev300').mkdir(parents=True)
+    (record / 'dev300' / 'results.csv').write_text('header\nrow 1\nrow 2\n')
+    (work / 'dev300').mkdir(parents=True)
+    (work / 'dev300' / 'results.csv').write_text('header\n')  # a stale work dir
+
+    result = run('record')
+
+    assert result.returncode == 1
+    assert 'NOT recorded' in result.stderr and 'recorded 0 cell(s)' in result.stdout
+    assert (record / 'dev300' / 'results.csv').read_text() == 'header\nrow 1\nrow 2\n'
+    (work / 'dev300' / 'results.csv').unlink()
+    assert run('record').returncode == 1  # e.g. WORK is not the protocol's work dir

@@ -291,10 +291,12 @@ class _RecordingRunner(launch.MatrixRunner):
         return {m: 50.0 for m in pl.METRICS}
 
 
-def test_free_slots_take_runs_without_a_teacher_while_teachers_train(tmp_path, monkeypatch):
+@pytest.mark.parametrize('jobs', [1, 2, 5])
+def test_free_slots_take_runs_without_a_teacher_while_teachers_train(tmp_path, monkeypatch,
+                                                                     jobs):
     plan = pl.build_plan(spec(tmp_path, settings=['blur'], seeds=[0, 1, 2],
                               methods=['lq', 'ft_lq']))
-    runner = _RecordingRunner(str(tmp_path / 'exp'), jobs=2, monkeypatch=monkeypatch)
+    runner = _RecordingRunner(str(tmp_path / 'exp'), jobs=jobs, monkeypatch=monkeypatch)
     runner.execute(plan)
 
     assert not runner.failures
@@ -305,7 +307,10 @@ def test_free_slots_take_runs_without_a_teacher_while_teachers_train(tmp_path, m
     assert set(trained) == set(teachers) | {r.training.work_dir for r in plan.runs}
     last_teacher_end = max(i for i, (e, d) in enumerate(events) if e == 'end' and d in teachers)
     first_run = min(i for i, (e, d) in enumerate(events) if e == 'start' and d not in teachers)
-    assert first_run < last_teacher_end  # the third teacher did not leave a slot idle
+    if jobs == 1:  # one slot: the teachers, in order, then the runs
+        assert first_run > last_teacher_end
+    else:  # the third teacher (jobs=2) or the spare slots (jobs=5) did not leave a slot idle
+        assert first_run < last_teacher_end
     for run in plan.runs:  # nothing trains from or is evaluated before an unfinished teacher
         if run.training.teacher is not None:
             teacher_end = events.index(('end', run.training.teacher.work_dir))

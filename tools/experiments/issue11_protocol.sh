@@ -10,7 +10,9 @@
 # results.csv: a cell whose work dir has no results.csv starts from the recorded one (so a run
 # on a fresh machine resumes where the committed rows end; the teachers that unfinished rows
 # need are trained again), and each cell's CSV is copied back when the cell ends.
-#   bash tools/experiments/issue11_protocol.sh record   copies the CSVs back now (mid-cell).
+#   WORK=... RECORD=... bash tools/experiments/issue11_protocol.sh record   copies the CSVs
+# back now (mid-cell); a record with more rows than the work dir's CSV is never replaced, and
+# recording nothing is an error (exit 1), e.g. a WORK that is not the protocol's.
 set -uo pipefail
 PY=${PYTHON:-python}
 W=${WORK:-work_dirs/issue11}
@@ -26,13 +28,20 @@ CONF_SEEDS=(3 4 5 6 7)
 RECORD=${RECORD:-docs/experiments/issue11}
 mkdir -p "$W"
 
-record() {  # copy every cell's results.csv back to $RECORD (the rows a later run resumes from)
-  local csv cell
+record() {  # copy every cell's results.csv back to $RECORD; never replaces more rows by fewer
+  local csv cell rec n=0
   for csv in "$W"/*/results.csv; do
     [ -f "$csv" ] || continue
     cell=$(basename "$(dirname "$csv")")
-    mkdir -p "$RECORD/$cell" && cp "$csv" "$RECORD/$cell/results.csv"
+    rec="$RECORD/$cell/results.csv"
+    if [ -f "$rec" ] && [ "$(wc -l < "$rec")" -gt "$(wc -l < "$csv")" ]; then
+      echo "[protocol] $cell: NOT recorded: $rec has more rows than $csv (stale work dir?)" >&2
+      continue
+    fi
+    mkdir -p "$RECORD/$cell" && cp "$csv" "$rec.tmp" && mv "$rec.tmp" "$rec" && n=$((n + 1))
   done
+  echo "[protocol] recorded $n cell(s) of $W in $RECORD"
+  [ "$n" -gt 0 ]
 }
 restore() {  # cell: start from the recorded rows when the work dir has none
   if [ ! -f "$W/$1/results.csv" ] && [ -f "$RECORD/$1/results.csv" ]; then
@@ -40,16 +49,17 @@ restore() {  # cell: start from the recorded rows when the work dir has none
     echo "[protocol] $1: resuming from $RECORD/$1/results.csv"
   fi
 }
-share_teachers() {  # from to seeds...: reuse finished 800-iteration teachers (same job)
+share_teachers() {  # from to seeds...: reuse finished 800-iteration teachers (SERIAL=1: dev300
+  # has finished when dev800 starts; in parallel mode each trains its own)
   local from=$1 to=$2 s d; shift 2
   for s in "$@"; do
     d=fc_siam_diff_synthetic/seed$s/teacher_iters800
-    if [ -e "$W/$from/$d/best.pth" ] && [ ! -e "$W/$to/$d" ]; then
+    if [ -f "$W/$from/$d/run_info.json" ] && [ ! -L "$W/$to/$d" ] && [ ! -e "$W/$to/$d" ]; then
       mkdir -p "$(dirname "$W/$to/$d")" && ln -s "$(realpath "$W/$from/$d")" "$W/$to/$d"
     fi
   done
 }
-[ "${1:-}" = record ] && { record; exit 0; }
+[ "${1:-}" = record ] && { record; exit $?; }
 
 # 0. the two synthetic datasets, once, before the parallel runners look for them (the runner
 # would generate the same folders with the same arguments)

@@ -5,7 +5,7 @@
 # each date (semantic) and the decoder feature fed to the classifier (change). HiCDDistiller
 # passes the probed channel counts, so a 1x1 adapter is created only when the student's and
 # teacher's channels differ. tau=1 and weight 1 are our choice (the CWD paper's tau=4 and
-# weight 3 were set for logits). loss_weight=0 (or None) switches a term off.
+# weight 3 were set for logits). loss_weight=0 (or the term set to None) switches it off.
 hicd_terms = dict(
     sem_cwd=dict(
         feature='semantic',

@@ -1,5 +1,5 @@
 # HiCD defaults shared by every HiCD student config (equations: docs/method.md).
-# Each term compares student and teacher correlations; loss_weight=0 (or None) switches it off.
+# Each term compares student and teacher correlations; loss_weight=0 (or the term set to None) switches it off.
 # self: within one image; cross: t1 <-> t2 of one pair; global: between positions of different
 # images of the batch (GlobalCorrelationLoss blocks='cross_image'; blocks='all' is the whole
 # batch affinity, whose diagonal blocks repeat the self term).

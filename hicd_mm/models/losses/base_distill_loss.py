@@ -14,16 +14,17 @@ class BaseDistillLoss(nn.Module):
             :attr:`default_loss_name` of the subclass.
 
     Raises:
-        ValueError: ``loss_weight`` is negative or NaN, or ``loss_name`` does not start with
-            ``'loss_'``.
+        ValueError: ``loss_weight`` is None, a bool, negative or NaN, or ``loss_name`` does not
+            start with ``'loss_'``.
     """
 
     default_loss_name = 'loss_distill'
 
     def __init__(self, loss_weight: float = 1.0, loss_name: Optional[str] = None) -> None:
         super().__init__()
-        if not float(loss_weight) >= 0:
-            raise ValueError(f'loss_weight must be >= 0, got {loss_weight!r}')
+        if (loss_weight is None or isinstance(loss_weight, bool)
+                or not float(loss_weight) >= 0):
+            raise ValueError(f'loss_weight must be a number >= 0, got {loss_weight!r}')
         loss_name = loss_name or self.default_loss_name
         if not loss_name.startswith('loss_'):
             raise ValueError(f"loss_name must start with 'loss_', got {loss_name!r}")

@@ -52,11 +52,13 @@ class FeatureMSELoss(BaseDistillLoss):
         teacher_channels (int): Channels of the teacher map.
         loss_weight (float): Multiplier of the loss.
         resize_mode (str): ``'bilinear'`` or ``'error'`` on a spatial mismatch.
-        loss_name (str): Key in the loss dict.
+        loss_name (str, optional): Key in the loss dict (default ``'loss_feat_mse'``).
     """
 
+    default_loss_name = 'loss_feat_mse'
+
     def __init__(self, student_channels: int, teacher_channels: int, loss_weight: float = 1.0,
-                 resize_mode: str = 'bilinear', loss_name: str = 'loss_feat_mse') -> None:
+                 resize_mode: str = 'bilinear', loss_name: Optional[str] = None) -> None:
         super().__init__(loss_weight, loss_name)
         _check_channels('student_channels', student_channels)
         _check_channels('teacher_channels', teacher_channels)
@@ -99,13 +101,15 @@ class ChannelWiseDivergenceLoss(BaseDistillLoss):
         tau (float): Softmax temperature.
         loss_weight (float): Multiplier of the loss.
         resize_mode (str): ``'bilinear'`` or ``'error'`` on a spatial mismatch.
-        loss_name (str): Key in the loss dict.
+        loss_name (str, optional): Key in the loss dict (default ``'loss_cwd'``).
     """
+
+    default_loss_name = 'loss_cwd'
 
     def __init__(self, student_channels: Optional[int] = None,
                  teacher_channels: Optional[int] = None, tau: float = 1.0,
                  loss_weight: float = 1.0, resize_mode: str = 'bilinear',
-                 loss_name: str = 'loss_cwd') -> None:
+                 loss_name: Optional[str] = None) -> None:
         super().__init__(loss_weight, loss_name)
         _check_channels('student_channels', student_channels)
         _check_channels('teacher_channels', teacher_channels)

@@ -32,12 +32,15 @@ class ResponseKDLoss(BaseDistillLoss):
         ignore_index (int): Label value without a class.
         resize_mode (str): ``'bilinear'`` resizes the student logits to the teacher's size;
             ``'error'`` raises on a mismatch.
-        loss_name (str): Key of the loss in the loss dict (must start with ``'loss_'``).
+        loss_name (str, optional): Key of the loss in the loss dict (must start with
+            ``'loss_'``; default ``'loss_response_kd'``).
     """
+
+    default_loss_name = 'loss_response_kd'
 
     def __init__(self, tau: float = 1.0, loss_weight: float = 1.0, class_balance: bool = False,
                  ignore_index: int = 255, resize_mode: str = 'bilinear',
-                 loss_name: str = 'loss_response_kd') -> None:
+                 loss_name: Optional[str] = None) -> None:
         super().__init__(loss_weight, loss_name)
         if not tau > 0:
             raise ValueError(f'tau must be > 0, got {tau}')
