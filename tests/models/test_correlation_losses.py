@@ -360,18 +360,71 @@ def test_self_and_cross_image_terms_share_one_gram_product():
     # A float64 term gets float64 Grams of its own.
     (node64,) = gram_nodes(SelfCorrelationLoss(gram_dtype='float64').forward_prepared(pair))
     assert node64 is pair.grams(torch.float64)[0].grad_fn and node64 is not node
-    # Terms that cannot use the full pair's unweighted Grams do not compute them.
+    # Terms that cannot use the full pair's Grams do not compute them.
     other = corr.prepare_pair(s, t, self_loss.preparation)
-    label = torch.randint(0, 2, (3, 7, 5))
-    for module, kwargs in ((SelfCorrelationLoss(sample_pixels=10), {}),
-                           (GlobalCorrelationLoss(sample_pixels=10), {}),
-                           (SelfCorrelationLoss(distance='kl'), {}),
-                           (GlobalCorrelationLoss(distance='kl'), {}),
-                           (GlobalCorrelationLoss(blocks='all'), {}),
-                           (SelfCorrelationLoss(class_balance='rows'), dict(label=label)),
-                           (GlobalCorrelationLoss(class_balance='pairs'), dict(label=label))):
-        assert torch.isfinite(module.forward_prepared(other, **kwargs))
+    for module in (SelfCorrelationLoss(sample_pixels=10), GlobalCorrelationLoss(sample_pixels=10),
+                   SelfCorrelationLoss(distance='kl'), GlobalCorrelationLoss(distance='kl'),
+                   GlobalCorrelationLoss(blocks='all')):
+        assert torch.isfinite(module.forward_prepared(other))
     assert not other._grams
+
+
+def test_change_aware_terms_share_weights_and_weighted_grams():
+    """The class-balanced ('rows') self and cross-image terms of one pair share the position
+    weights, the Grams of the weighted rows and the plain Grams (two Gram nodes for both
+    terms, as many as one term alone); 'pairs' needs only the weighted Grams; a new label
+    tensor gets weights of its own."""
+    (s,), (t,) = make_inputs((3, 8, 6, 7, 5), seed=12)
+    label = torch.randint(0, 2, (3, 7, 5))
+    rows_self = SelfCorrelationLoss(class_balance='rows')
+    rows_glob = GlobalCorrelationLoss(class_balance='rows')
+    pair = corr.prepare_pair(s, t, rows_self.preparation)
+    weights = rows_self.position_weights(pair, label)
+    assert rows_glob.position_weights(pair, label) is weights
+    assert torch.equal(weights, corr.class_balanced_position_weights(label, (7, 5)))
+    total = rows_self.forward_prepared(pair, label) + rows_glob.forward_prepared(pair, label)
+    nodes = gram_nodes(total)
+    assert len(nodes) == 2
+    assert {id(n) for n in nodes} == {id(pair.grams(torch.float32)[0].grad_fn),
+                                      id(pair.grams(torch.float32, weights)[0].grad_fn)}
+    assert len(gram_nodes(rows_self(s, t, label))) == 2  # one term alone: as many
+    # The shared values and the summed gradient equal the separately computed terms.
+    separate = rows_self(s, t, label) + rows_glob(s, t, label)
+    assert rel(total, separate) < 1e-6
+    (g_shared,) = torch.autograd.grad(total, s)
+    (g_separate,) = torch.autograd.grad(separate, s)
+    assert rel(g_shared, g_separate) < 1e-5
+    pairs = corr.prepare_pair(s, t, rows_self.preparation)
+    value = GlobalCorrelationLoss(class_balance='pairs').forward_prepared(pairs, label)
+    assert torch.isfinite(value) and len(pairs._grams) == 1
+    assert pairs.position_weights(label.clone()) is not pairs.position_weights(label)
+
+
+def test_cross_term_reuses_the_dates_grams():
+    """The cross term (t1 rows, t2 columns) takes the Grams of the two dates' pairs, which the
+    self and cross-image terms of each date also use: the semantic terms of a stage build two
+    Gram nodes in all; value and gradient equal the explicit N x N reference."""
+    xs, xt = make_inputs((3, 6, 9, 5, 4), seed=13, dates=2)
+    cross, self_loss, glob = CrossCorrelationLoss(), SelfCorrelationLoss(), \
+        GlobalCorrelationLoss()
+    p1, p2 = (corr.prepare_pair(s, t, cross.preparation) for s, t in zip(xs, xt))
+    value = cross.forward_prepared(p1, p2)
+    total = value + sum(m.forward_prepared(p) for m in (self_loss, glob) for p in (p1, p2))
+    assert len(gram_nodes(total)) == 2
+    assert len(gram_nodes(value)) == 2
+    xs64 = [x.detach().double().requires_grad_() for x in xs]
+    flat_s = [flatten_features(x) for x in xs64]
+    flat_t = [flatten_features(x.double()) for x in xt]
+    ref = ref_impl.correlation_mse_explicit(flat_s[0], flat_s[1], flat_t[0], flat_t[1])
+    assert rel(value.double(), ref) < 1e-5
+    grads = torch.autograd.grad(value, xs)
+    grads_ref = torch.autograd.grad(ref, xs64)
+    for g, g_ref in zip(grads, grads_ref):
+        assert rel(g.double(), g_ref) < 1e-5
+    # Sampled positions take the general path (no Grams of the pairs).
+    q1, q2 = (corr.prepare_pair(s, t, cross.preparation) for s, t in zip(xs, xt))
+    assert torch.isfinite(CrossCorrelationLoss(sample_pixels=7).forward_prepared(q1, q2))
+    assert not q1._grams and not q2._grams
 
 
 def test_shared_grams_clamp_like_the_general_path():

@@ -6,8 +6,8 @@ from torch import Tensor
 
 from .base_distill_loss import BaseDistillLoss
 from .correlation import (DISTANCES, DTypeLike, FeaturePreparation, PreparedPair,
-                          class_balanced_position_weights, correlation_kl, correlation_mse,
-                          prepare_pair, resolve_dtype, sample_positions)
+                          correlation_kl, correlation_mse, pair_correlation_mse, prepare_pair,
+                          resolve_dtype, sample_positions)
 
 CLASS_BALANCE_MODES = ('rows', 'pairs')
 
@@ -122,36 +122,47 @@ class BaseCorrelationLoss(BaseDistillLoss):
         if label.shape[0] != pair.student.shape[0]:
             raise ValueError(f'label batch size {label.shape[0]} != feature batch size '
                              f'{pair.student.shape[0]}')
-        return class_balanced_position_weights(label, pair.size, self.ignore_index)
+        # Memoised on the pair: the change-aware terms of one pair share the weights tensor.
+        return pair.position_weights(label, self.ignore_index)
 
     def sample(self, x_s: Tensor, x_t: Tensor,
                weights: Optional[Tensor]) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
-        """The same random positions of ``(B, C, N)`` features and ``(B, N)`` weights."""
+        """The same random positions of ``(B, C, N)`` features and ``(B, N)`` weights.
+
+        Without ``sample_pixels`` the inputs come back as they are (the same tensors), so the
+        terms can still share the pair's Gram matrices (:meth:`uses_pair_grams`).
+        """
+        if self.sample_pixels is None:
+            return x_s, x_t, weights
         if weights is None:
             x_s, x_t = sample_positions([x_s, x_t], self.sample_pixels)
             return x_s, x_t, None
         x_s, x_t, w = sample_positions([x_s, x_t, weights[:, None]], self.sample_pixels)
         return x_s, x_t, w[:, 0]
 
-    def uses_pair_grams(self, pair: PreparedPair, x_s: Tensor, x_t: Tensor,
-                        weights: Optional[Tensor]) -> bool:
+    def uses_pair_grams(self, pair: PreparedPair, x_s: Tensor, x_t: Tensor) -> bool:
         """Whether this call's distance can take the pair's shared Gram matrices.
 
-        True for ``distance='mse'`` without weights on all positions of the pair: ``x_s`` and
-        ``x_t`` (after :meth:`sample`) are the pair's own tensors. The value is then computed
-        from :meth:`PreparedPair.grams`, which every such term on the pair shares.
+        True for ``distance='mse'`` on all positions of the pair: ``x_s`` and ``x_t`` (after
+        :meth:`sample`) are the pair's own tensors. The value is then computed from
+        :meth:`PreparedPair.grams` (weighted ones with the pair's memoised position weights),
+        which every such term on the pair shares.
 
         Args:
             pair (PreparedPair): The prepared pair of this call.
             x_s (Tensor): Student features after :meth:`sample`.
             x_t (Tensor): Teacher features after :meth:`sample`.
-            weights (Tensor, optional): Position weights after :meth:`sample`.
 
         Returns:
             bool: Whether the shared Gram matrices give this call's value.
         """
-        return (self.distance == 'mse' and weights is None and x_s is pair.student
-                and x_t is pair.teacher)
+        return self.distance == 'mse' and x_s is pair.student and x_t is pair.teacher
+
+    def shared_pair_mse(self, pair: PreparedPair, weights: Optional[Tensor],
+                        cross_image: bool = False) -> Tensor:
+        """:func:`pair_correlation_mse` of the pair with this loss's dtype and weighting."""
+        return pair_correlation_mse(pair, self.gram_dtype, cross_image, weights,
+                                    self.class_balance or 'rows')
 
     def self_distance(self, x_s: Tensor, x_t: Tensor, weights: Optional[Tensor]) -> Tensor:
         """Distance of ``X_s^T X_s`` and ``X_t^T X_t`` (``(B, C, N)``), optionally weighted."""

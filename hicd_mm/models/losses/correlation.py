@@ -67,14 +67,16 @@ class FeaturePreparation:
 
 @dataclass(frozen=True, eq=False)
 class PreparedPair:
-    """A prepared (student, teacher) pair, and the Gram matrices of its tensors once computed.
+    """A prepared (student, teacher) pair, and what is computed from it once per step.
 
     A pair lives for one step (the distiller prepares it and hands it to every loss with its
-    options). The squared-error self and cross-image terms of the full pair need the same
-    per-sample Gram matrices; :meth:`grams` computes them on the first request and returns the
-    same tensors to every later one, so they are computed once and their backward pass runs
-    once with the sum of the terms' gradients. The memo is the field ``_grams`` of this object
-    (no global cache): it goes away with the pair.
+    options). The squared-error terms of the full pair -- self, cross-image, and the cross term
+    between the two dates' pairs -- are all built on the same per-sample Gram matrices;
+    :meth:`grams` computes them on the first request and returns the same tensors to every
+    later one, so they are computed once and their backward pass runs once with the sum of the
+    terms' gradients. The change-aware terms share their position weights
+    (:meth:`position_weights`) and the Grams of the weighted rows the same way. The memos are
+    fields of this object (no global cache): they go away with the pair.
 
     Attributes:
         student (Tensor): ``(B, C_s, N)``, differentiable.
@@ -85,31 +87,63 @@ class PreparedPair:
     student: Tensor
     teacher: Tensor
     size: Tuple[int, int]
-    _grams: Dict[Tuple[torch.dtype, bool], Tuple[Tensor, Tensor, Tensor]] = field(
+    _grams: Dict[Tuple[torch.dtype, bool, Optional[int]],
+                 Tuple[Optional[Tensor], Tuple[Tensor, Tensor, Tensor]]] = field(
         default_factory=dict, init=False, repr=False)
+    _weights: Dict[int, Tuple[Tensor, Tensor]] = field(default_factory=dict, init=False,
+                                                       repr=False)
 
-    def grams(self, dtype: torch.dtype) -> Tuple[Tensor, Tensor, Tensor]:
+    def grams(self, dtype: torch.dtype,
+              weights: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
         """The per-sample Gram matrices of the full pair in ``dtype``, memoised on the pair.
 
         ``G_ss = X_s X_s^T``, ``G_tt = X_t X_t^T`` and ``G_st = X_s X_t^T`` of
-        :attr:`student` ``X_s`` and :attr:`teacher` ``X_t`` (see :func:`pair_grams`). The first
-        call for a dtype computes them; later calls return the same tensors, so every loss
-        built on them shares one Gram product and one backward pass (autograd sums the
-        gradients flowing into them). The memo is keyed by the dtype and by whether gradients
-        are enabled, so Grams computed under ``torch.no_grad()`` are never reused where a
-        gradient is needed.
+        :attr:`student` ``X_s`` and :attr:`teacher` ``X_t`` (see :func:`pair_grams`); with
+        ``weights`` ``w`` the same of the weighted rows ``X diag(sqrt(w))``, i.e.
+        ``X diag(w) X^T``. The first call computes them; later calls return the same tensors,
+        so every loss built on them shares one Gram product and one backward pass (autograd
+        sums the gradients flowing into them). The memo is keyed by the dtype, the weights
+        tensor (its identity: pass the tensor :meth:`position_weights` returned) and whether
+        gradients are enabled, so Grams computed under ``torch.no_grad()`` are never reused
+        where a gradient is needed.
 
         Args:
             dtype (torch.dtype): Accumulation dtype (:func:`accumulation_dtype`).
+            weights (Tensor, optional): ``(B, N)`` non-negative position weights.
 
         Returns:
             tuple[Tensor, Tensor, Tensor]: ``(B, C_s, C_s)``, ``(B, C_t, C_t)``,
             ``(B, C_s, C_t)`` in ``dtype``.
         """
-        key = (dtype, torch.is_grad_enabled())
+        key = (dtype, torch.is_grad_enabled(), None if weights is None else id(weights))
         if key not in self._grams:
-            self._grams[key] = pair_grams(self.student, self.teacher, dtype)
-        return self._grams[key]
+            x_s, x_t = self.student, self.teacher
+            if weights is not None:
+                root = weights.sqrt()[:, None].to(x_s.dtype)
+                x_s, x_t = x_s * root, x_t * root
+            # The weights are kept with their Grams, so their id cannot be reused meanwhile.
+            self._grams[key] = (weights, pair_grams(x_s, x_t, dtype))
+        return self._grams[key][1]
+
+    def position_weights(self, label: Tensor, ignore_index: int = 255) -> Tensor:
+        """Class-balancing weights of the pair's positions, memoised per label.
+
+        :func:`class_balanced_position_weights` of ``label`` on the pair's grid; every
+        change-aware term of the pair that passes the same ``label`` tensor gets the same
+        weights tensor, and through it the same weighted Grams (:meth:`grams`).
+
+        Args:
+            label (Tensor): Ground truth ``(B, [1,] H, W)``.
+            ignore_index (int): Label value without a class.
+
+        Returns:
+            Tensor: ``(B, N)`` float weights.
+        """
+        cached = self._weights.get(ignore_index)
+        if cached is None or cached[0] is not label:
+            cached = (label, class_balanced_position_weights(label, self.size, ignore_index))
+            self._weights[ignore_index] = cached
+        return cached[1]
 
 
 def match_spatial(feat_s: Tensor, feat_t: Tensor, resize_mode: str = 'bilinear') -> Tensor:
@@ -520,110 +554,50 @@ def _others(g: Tensor) -> Tensor:
 
 
 def mse_from_grams(grams: Tuple[Tensor, Tensor, Tensor], n: int, out_dtype: torch.dtype,
-                   cross_image: bool = False) -> Tensor:
-    """The squared-error distance of a pair's affinities from its Gram matrices.
+                   cross_image: bool = False,
+                   row_grams: Optional[Tuple[Tensor, Tensor, Tensor]] = None,
+                   n_rows: Optional[int] = None) -> Tensor:
+    """The squared-error distance of affinities ``R^T K`` from the Gram matrices of R and K.
 
-    Self (``cross_image=False``, :func:`correlation_mse` of ``(x_s, x_s, x_t, x_t)``): per
-    sample ``||A_s - A_t||_F^2 = <G_ss, G_ss> - 2 <G_st, G_st> + <G_tt, G_tt>``, clamped at 0
-    (rounding can push the exactly non-negative value slightly below), summed and divided by
-    ``B N^2``. Cross-image (:func:`cross_image_correlation_mse`): with ``O = sum_b G_b - G_b``
-    per sample, ``sum_b (<G_ss,b, O_ss,b> - 2 <G_st,b, O_st,b> + <G_tt,b, O_tt,b>)``, the total
-    clamped at 0, divided by ``B (B - 1) N^2``; needs ``B >= 2`` (the callers return 0 for a
-    batch of one). Ordinary differentiable operations: the gradient reaches the features
-    through the Grams' own backward pass (:class:`_PairGrams`).
+    With ``(K_ss, K_tt, K_st)`` the Grams of the column features (``grams``) and
+    ``(R_ss, R_tt, R_st)`` those of the row features (``row_grams``, by default the columns):
+
+    Self (``cross_image=False``, :func:`correlation_mse`): per sample
+    ``||R_s^T K_s - R_t^T K_t||_F^2 = <R_ss, K_ss> - 2 <R_st, K_st> + <R_tt, K_tt>``, clamped at
+    0 (rounding can push the exactly non-negative value slightly below), summed and divided by
+    ``B N_r N``. Cross-image (:func:`cross_image_correlation_mse`): the column Grams of sample
+    ``b`` are replaced by the sum of the other samples' (``O_b = sum_b' K_b' - K_b``), the
+    total is clamped at 0 and divided by ``B (B - 1) N_r N``; needs ``B >= 2`` (the callers
+    return 0 for a batch of one). Ordinary differentiable operations: the gradient reaches the
+    features through the Grams' own backward pass (:class:`_PairGrams`).
 
     Args:
-        grams (tuple[Tensor, Tensor, Tensor]): ``(G_ss, G_tt, G_st)`` of :func:`pair_grams`.
-        n (int): Positions ``N`` per sample.
+        grams (tuple[Tensor, Tensor, Tensor]): ``(K_ss, K_tt, K_st)`` of :func:`pair_grams`
+            on the columns.
+        n (int): Column positions ``N`` per sample.
         out_dtype (torch.dtype): Dtype of the result (the student's).
         cross_image (bool): The affinities between different images instead of within one.
+        row_grams (tuple[Tensor, Tensor, Tensor], optional): ``(R_ss, R_tt, R_st)`` of the
+            rows; ``None``: the rows are the columns.
+        n_rows (int, optional): Row positions ``N_r`` per sample (default ``n``).
 
     Returns:
         Tensor: Scalar loss in ``out_dtype``.
     """
-    g_ss, g_tt, g_st = grams
-    b = g_ss.shape[0]
+    k_ss, k_tt, k_st = grams
+    r_ss, r_tt, r_st = grams if row_grams is None else row_grams
+    n_r = n if n_rows is None else n_rows
+    b = k_ss.shape[0]
     if not cross_image:
-        per_sample = (_frobenius_inner(g_ss, g_ss) - 2 * _frobenius_inner(g_st, g_st)
-                      + _frobenius_inner(g_tt, g_tt))
-        return (per_sample.clamp_min(0).sum() / (b * n * n)).to(out_dtype)
+        per_sample = (_frobenius_inner(r_ss, k_ss) - 2 * _frobenius_inner(r_st, k_st)
+                      + _frobenius_inner(r_tt, k_tt))
+        return (per_sample.clamp_min(0).sum() / (b * n_r * n)).to(out_dtype)
     if b < 2:
         raise ValueError('the cross-image distance needs a batch of at least two samples')
-    per_sample = (_frobenius_inner(g_ss, _others(g_ss))
-                  - 2 * _frobenius_inner(g_st, _others(g_st))
-                  + _frobenius_inner(g_tt, _others(g_tt)))
-    return (per_sample.sum().clamp_min(0) / (b * (b - 1) * n * n)).to(out_dtype)
-
-
-class _GramCorrelationMSE(torch.autograd.Function):
-    """Per-sample ``||R_s^T K_s - R_t^T K_t||_F^2`` from ``C x C`` Gram matrices, ``R != K``.
-
-    The backward pass is analytic, so only the inputs and six small Gram matrices are kept
-    between the passes. With ``D = R_s^T K_s - R_t^T K_t``::
-
-        d/dR_s =  2 K_s D^T =  2 (K_s K_s^T R_s - K_s K_t^T R_t)
-        d/dK_s =  2 R_s D   =  2 (R_s R_s^T K_s - R_s R_t^T K_t)
-        d/dR_t = -2 K_t D^T = -2 (K_t K_s^T R_s - K_t K_t^T R_t)
-        d/dK_t = -2 R_t D   = -2 (R_t R_s^T K_s - R_t R_t^T K_t)
-
-    For rows and columns that are the same tensors (self-correlation) use :func:`pair_grams`
-    and :func:`mse_from_grams` instead: each Gram matrix is then computed once. Not twice
-    differentiable.
-
-    With ``cross_image=True`` the affinity blocks between *different* samples are compared
-    instead: value ``b`` is ``sum_{b' != b} ||R_{s,b}^T K_{s,b'} - R_{t,b}^T K_{t,b'}||_F^2``.
-    The same identities hold with every column Gram matrix of sample ``b`` replaced by the
-    sum of the other samples' ("others", ``O_b = sum_b' G_b' - G_b``), so the cost is that of
-    the self term. The values are returned unclamped in this mode (the caller clamps the
-    total, whose gradient involves every sample); per sample they are clamped at 0 otherwise.
-    """
-
-    @staticmethod
-    def forward(ctx, rows_s: Tensor, cols_s: Tensor, rows_t: Tensor, cols_t: Tensor,
-                dtype: torch.dtype, cross_image: bool = False) -> Tensor:
-        g_r_ss, g_r_tt, g_r_st = _grams(rows_s, rows_t, dtype)
-        g_k_ss, g_k_tt, g_k_st = _grams(cols_s, cols_t, dtype)
-        if cross_image:
-            # What pairs with sample b are the columns (rows) of the other samples.
-            g_k_ss, g_k_tt, g_k_st = (_others(g) for g in (g_k_ss, g_k_tt, g_k_st))
-            o_r_ss, o_r_tt, o_r_st = (_others(g) for g in (g_r_ss, g_r_tt, g_r_st))
-        else:
-            o_r_ss, o_r_tt, o_r_st = g_r_ss, g_r_tt, g_r_st
-        per_sample = (_frobenius_inner(g_r_ss, g_k_ss) - 2 * _frobenius_inner(g_r_st, g_k_st)
-                      + _frobenius_inner(g_r_tt, g_k_tt))
-        # Backward of the rows needs the columns' Gram matrices and vice versa.
-        ctx.save_for_backward(rows_s, cols_s, rows_t, cols_t, o_r_ss, g_k_ss, o_r_tt, g_k_tt,
-                              o_r_st, g_k_st, per_sample)
-        ctx.cross_image = cross_image
-        if cross_image:
-            return per_sample
-        # Rounding can push an (exactly non-negative) distance slightly below 0.
-        return per_sample.clamp_min(0)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_out: Tensor) -> Tuple[Optional[Tensor], ...]:
-        (rows_s, cols_s, rows_t, cols_t, g_r_ss, g_k_ss, g_r_tt, g_k_tt, g_r_st, g_k_st,
-         per_sample) = ctx.saved_tensors
-        coef = 2 * grad_out.to(per_sample.dtype)
-        if not ctx.cross_image:
-            # Like clamp_min: the gradient passes where the unclamped value is >= 0.
-            coef = coef * (per_sample >= 0)
-        coef = coef.view(-1, 1, 1)
-        need = ctx.needs_input_grad
-        grads: List[Optional[Tensor]] = [None] * 6
-        # The per-sample factor scales the small C x C matrices, not the (B, C, N) products.
-        if need[0]:
-            grads[0] = _gram_sum([(coef * g_k_ss, rows_s), (-coef * g_k_st, rows_t)], rows_s)
-        if need[1]:
-            grads[1] = _gram_sum([(coef * g_r_ss, cols_s), (-coef * g_r_st, cols_t)], cols_s)
-        if need[2]:
-            grads[2] = _gram_sum([(-coef * g_k_st.transpose(1, 2), rows_s),
-                                  (coef * g_k_tt, rows_t)], rows_t)
-        if need[3]:
-            grads[3] = _gram_sum([(-coef * g_r_st.transpose(1, 2), cols_s),
-                                  (coef * g_r_tt, cols_t)], cols_t)
-        return tuple(grads)
+    per_sample = (_frobenius_inner(r_ss, _others(k_ss))
+                  - 2 * _frobenius_inner(r_st, _others(k_st))
+                  + _frobenius_inner(r_tt, _others(k_tt)))
+    return (per_sample.sum().clamp_min(0) / (b * (b - 1) * n_r * n)).to(out_dtype)
 
 
 def correlation_mse(rows_s: Tensor, cols_s: Tensor, rows_t: Tensor, cols_t: Tensor,
@@ -639,7 +613,7 @@ def correlation_mse(rows_s: Tensor, cols_s: Tensor, rows_t: Tensor, cols_t: Tens
     teacher, the first and last terms are squared Frobenius norms and each Gram matrix is
     computed once (:func:`pair_grams`, :func:`mse_from_grams`). Memory beyond the inputs
     and their gradients is ``O(C^2)`` plus one chunk; the backward pass is analytic (see
-    :class:`_GramCorrelationMSE` and :class:`_PairGrams`).
+    :class:`_PairGrams`).
 
     Args:
         rows_s (Tensor): Student row features ``(B, C_s, N_r)``.
@@ -657,13 +631,12 @@ def correlation_mse(rows_s: Tensor, cols_s: Tensor, rows_t: Tensor, cols_t: Tens
     """
     _check_student_teacher(rows_s, cols_s, rows_t, cols_t)
     dtype = accumulation_dtype(gram_dtype, rows_s.dtype, rows_t.dtype)
-    if cols_s is rows_s and cols_t is rows_t:
-        return mse_from_grams(_PairGrams.apply(rows_s, rows_t, dtype), rows_s.shape[2],
-                              rows_s.dtype)
-    # A tensor passed twice still gets the sum of both gradients from autograd.
-    per_sample = _GramCorrelationMSE.apply(rows_s, cols_s, rows_t, cols_t, dtype)
-    b, n_r, n_k = rows_s.shape[0], rows_s.shape[2], cols_s.shape[2]
-    return (per_sample.sum() / (b * n_r * n_k)).to(rows_s.dtype)
+    cols = _PairGrams.apply(cols_s, cols_t, dtype)
+    # A tensor passed as rows and as columns still gets the sum of both gradients.
+    rows = None if cols_s is rows_s and cols_t is rows_t else \
+        _PairGrams.apply(rows_s, rows_t, dtype)
+    return mse_from_grams(cols, cols_s.shape[2], rows_s.dtype, row_grams=rows,
+                          n_rows=rows_s.shape[2])
 
 
 def cross_image_correlation_mse(x_s: Tensor, x_t: Tensor,
@@ -678,9 +651,8 @@ def cross_image_correlation_mse(x_s: Tensor, x_t: Tensor,
 
     i.e. the off-diagonal blocks of the batch-wide ``BN x BN`` affinity; the diagonal blocks
     are the self term and are left out. Cost and memory are those of the self term (Gram
-    path: :func:`mse_from_grams`, or :class:`_GramCorrelationMSE` with
-    ``cross_image=True`` for separate rows). A batch of one has no such blocks: the loss is 0
-    (with a zero gradient).
+    path: :func:`mse_from_grams` with ``cross_image=True``). A batch of one has no such
+    blocks: the loss is 0 (with a zero gradient).
 
     Args:
         x_s (Tensor): Student features ``(B, C_s, N)`` (the columns).
@@ -702,11 +674,9 @@ def cross_image_correlation_mse(x_s: Tensor, x_t: Tensor,
     if b < 2:
         return (x_s.sum() + r_s.sum()) * 0
     dtype = accumulation_dtype(gram_dtype, x_s.dtype, x_t.dtype)
-    if rows_s is None:
-        return mse_from_grams(_PairGrams.apply(x_s, x_t, dtype), n_k, x_s.dtype,
-                              cross_image=True)
-    per_sample = _GramCorrelationMSE.apply(r_s, x_s, r_t, x_t, dtype, True)
-    return (per_sample.sum().clamp_min(0) / (b * (b - 1) * n_r * n_k)).to(x_s.dtype)
+    rows = None if rows_s is None else _PairGrams.apply(r_s, r_t, dtype)
+    return mse_from_grams(_PairGrams.apply(x_s, x_t, dtype), n_k, x_s.dtype, cross_image=True,
+                          row_grams=rows, n_rows=n_r)
 
 
 def batch_correlation_mse(x_s: Tensor, x_t: Tensor,
@@ -729,19 +699,27 @@ def batch_correlation_mse(x_s: Tensor, x_t: Tensor,
 
 
 def pair_correlation_mse(pair: PreparedPair, gram_dtype: DTypeLike = torch.float32,
-                         cross_image: bool = False) -> Tensor:
+                         cross_image: bool = False, weights: Optional[Tensor] = None,
+                         class_balance: str = 'rows') -> Tensor:
     """The self or cross-image squared-error distance of a full pair, on its shared Grams.
 
-    Equals ``correlation_mse(s, s, t, t, gram_dtype)`` (self) or
-    ``cross_image_correlation_mse(s, t, gram_dtype)`` (cross-image; 0 with a zero gradient for
-    a batch of one, without computing Grams) for ``s, t = pair.student, pair.teacher``, but
-    takes the Gram matrices from :meth:`PreparedPair.grams`, so every such term on the pair
-    shares one Gram product and one backward pass.
+    For ``s, t = pair.student, pair.teacher`` it equals ``correlation_mse(s, s, t, t)`` (self)
+    or ``cross_image_correlation_mse(s, t)`` (cross-image; 0 with a zero gradient for a batch
+    of one, without computing Grams); with position ``weights`` and ``r = s sqrt(w)``
+    (``class_balance='rows'``) ``correlation_mse(r_s, s, r_t, t)`` /
+    ``cross_image_correlation_mse(s, t, rows_s=r_s, rows_t=r_t)``, and with
+    ``class_balance='pairs'`` the same with ``r`` for the columns too. The Gram matrices come
+    from :meth:`PreparedPair.grams`, so every term on the pair shares each Gram product (the
+    unweighted ones, and the weighted ones of the same weights tensor) and its backward pass.
 
     Args:
-        pair (PreparedPair): The prepared pair (all its positions, no weights).
+        pair (PreparedPair): The prepared pair (all its positions).
         gram_dtype (torch.dtype | str, optional): See :func:`correlation_mse`.
         cross_image (bool): The affinities between different images instead of within one.
+        weights (Tensor, optional): ``(B, N)`` position weights, from
+            :meth:`PreparedPair.position_weights` so that the terms share them.
+        class_balance (str): ``'rows'`` (weighted rows, plain columns) or ``'pairs'`` (both
+            weighted); used with ``weights`` only.
 
     Returns:
         Tensor: Scalar loss in the student's dtype.
@@ -749,8 +727,43 @@ def pair_correlation_mse(pair: PreparedPair, gram_dtype: DTypeLike = torch.float
     x_s = pair.student
     if cross_image and x_s.shape[0] < 2:
         return x_s.sum() * 0
-    grams = pair.grams(accumulation_dtype(gram_dtype, x_s.dtype, pair.teacher.dtype))
-    return mse_from_grams(grams, x_s.shape[2], x_s.dtype, cross_image=cross_image)
+    dtype = accumulation_dtype(gram_dtype, x_s.dtype, pair.teacher.dtype)
+    rows = None
+    if weights is None:
+        cols = pair.grams(dtype)
+    elif class_balance == 'pairs':
+        cols = pair.grams(dtype, weights)
+    elif class_balance == 'rows':
+        rows, cols = pair.grams(dtype, weights), pair.grams(dtype)
+    else:
+        raise ValueError(f"class_balance must be 'rows' or 'pairs', got {class_balance!r}")
+    return mse_from_grams(cols, x_s.shape[2], x_s.dtype, cross_image=cross_image,
+                          row_grams=rows)
+
+
+def date_pair_correlation_mse(pair_t1: PreparedPair, pair_t2: PreparedPair,
+                              gram_dtype: DTypeLike = torch.float32) -> Tensor:
+    """The cross term's squared-error distance of ``X_1^T X_2``, on the dates' shared Grams.
+
+    Equals ``correlation_mse(s_1, s_2, t_1, t_2, gram_dtype)`` for the t1 pair's and the t2
+    pair's tensors, but the row Grams are those of ``pair_t1`` and the column Grams those of
+    ``pair_t2`` (:meth:`PreparedPair.grams`), the same tensors the self and cross-image terms
+    of each date use: the cross term adds no Gram product of its own.
+
+    Args:
+        pair_t1 (PreparedPair): The prepared t1 pair (all positions).
+        pair_t2 (PreparedPair): The prepared t2 pair, of the same shapes.
+        gram_dtype (torch.dtype | str, optional): See :func:`correlation_mse`.
+
+    Returns:
+        Tensor: Scalar loss in the student's dtype.
+    """
+    x_s = pair_t1.student
+    _check_student_teacher(x_s, pair_t2.student, pair_t1.teacher, pair_t2.teacher)
+    dtype = accumulation_dtype(gram_dtype, x_s.dtype, pair_t1.teacher.dtype,
+                               pair_t2.student.dtype, pair_t2.teacher.dtype)
+    return mse_from_grams(pair_t2.grams(dtype), x_s.shape[2], x_s.dtype,
+                          row_grams=pair_t1.grams(dtype))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ from torch import Tensor
 
 from hicd_mm.registry import MODELS
 from .base_correlation_loss import BaseCorrelationLoss
-from .correlation import PreparedPair, sample_positions
+from .correlation import PreparedPair, date_pair_correlation_mse, sample_positions
 
 
 @MODELS.register_module()
@@ -47,6 +47,11 @@ class CrossCorrelationLoss(BaseCorrelationLoss):
                              f'{tuple(pair_t1.student.shape)} / {tuple(pair_t2.student.shape)}'
                              f' (student), {tuple(pair_t1.teacher.shape)} / '
                              f'{tuple(pair_t2.teacher.shape)} (teacher)')
+        if self.distance == 'mse' and self.sample_pixels is None:
+            # Rows from the t1 pair's Grams, columns from the t2 pair's: the same tensors the
+            # self and cross-image terms of each date use, so no Gram product of its own.
+            return self.loss_weight * date_pair_correlation_mse(pair_t1, pair_t2,
+                                                                self.gram_dtype)
         x1_s, x2_s, x1_t, x2_t = sample_positions(
             [pair_t1.student, pair_t2.student, pair_t1.teacher, pair_t2.teacher],
             self.sample_pixels)

@@ -6,7 +6,7 @@ from torch import Tensor
 from hicd_mm.registry import MODELS
 from .base_correlation_loss import BaseCorrelationLoss
 from .correlation import (PreparedPair, batch_to_positions, cross_image_correlation_kl,
-                          cross_image_correlation_mse, pair_correlation_mse)
+                          cross_image_correlation_mse)
 
 GLOBAL_BLOCKS = ('cross_image', 'all')
 
@@ -51,9 +51,9 @@ class GlobalCorrelationLoss(BaseCorrelationLoss):
                 batch_to_positions(x_s), batch_to_positions(x_t), w_all)
         if self.distance == 'kl':
             value = cross_image_correlation_kl(x_s, x_t, self.tau, self.chunk_size, w)
-        elif self.uses_pair_grams(pair, x_s, x_t, w):
+        elif self.uses_pair_grams(pair, x_s, x_t):
             # The Gram matrices are shared with the other terms on this pair.
-            value = pair_correlation_mse(pair, self.gram_dtype, cross_image=True)
+            value = self.shared_pair_mse(pair, w, cross_image=True)
         elif w is None:
             value = cross_image_correlation_mse(x_s, x_t, self.gram_dtype)
         else:

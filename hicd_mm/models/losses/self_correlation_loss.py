@@ -5,7 +5,7 @@ from torch import Tensor
 
 from hicd_mm.registry import MODELS
 from .base_correlation_loss import BaseCorrelationLoss
-from .correlation import PreparedPair, pair_correlation_mse
+from .correlation import PreparedPair
 
 
 @MODELS.register_module()
@@ -21,7 +21,7 @@ class SelfCorrelationLoss(BaseCorrelationLoss):
     def forward_prepared(self, pair: PreparedPair, label: Optional[Tensor] = None) -> Tensor:
         """Compute the loss from a pair prepared with :attr:`preparation`."""
         x_s, x_t, w = self.sample(pair.student, pair.teacher, self.position_weights(pair, label))
-        if self.uses_pair_grams(pair, x_s, x_t, w):
+        if self.uses_pair_grams(pair, x_s, x_t):
             # The Gram matrices are shared with the other terms on this pair.
-            return self.loss_weight * pair_correlation_mse(pair, self.gram_dtype)
+            return self.loss_weight * self.shared_pair_mse(pair, w)
         return self.loss_weight * self.self_distance(x_s, x_t, w)
