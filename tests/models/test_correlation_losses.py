@@ -371,11 +371,11 @@ def test_self_and_cross_image_terms_share_one_gram_product():
 
 def test_change_aware_terms_share_weights_and_weighted_grams():
     """The class-balanced ('rows') self and cross-image terms of one pair share the position
-    weights, the Grams of the weighted rows and the plain Grams (two Gram nodes for both
-    terms, as many as one term alone); 'pairs' needs only the weighted Grams; a new label
-    tensor gets weights of its own."""
+    weights, the weighted Grams and the plain Grams they are built on (one Gram node for
+    both terms); a new label tensor gets weights of its own."""
     (s,), (t,) = make_inputs((3, 8, 6, 7, 5), seed=12)
-    label = torch.randint(0, 2, (3, 7, 5))
+    label = torch.zeros(3, 7, 5, dtype=torch.long)
+    label[:, 1:3, 2:4] = 1  # a change blob: the weights take two values
     rows_self = SelfCorrelationLoss(class_balance='rows')
     rows_glob = GlobalCorrelationLoss(class_balance='rows')
     pair = corr.prepare_pair(s, t, rows_self.preparation)
@@ -383,21 +383,74 @@ def test_change_aware_terms_share_weights_and_weighted_grams():
     assert rows_glob.position_weights(pair, label) is weights
     assert torch.equal(weights, corr.class_balanced_position_weights(label, (7, 5)))
     total = rows_self.forward_prepared(pair, label) + rows_glob.forward_prepared(pair, label)
-    nodes = gram_nodes(total)
-    assert len(nodes) == 2
-    assert {id(n) for n in nodes} == {id(pair.grams(torch.float32)[0].grad_fn),
-                                      id(pair.grams(torch.float32, weights)[0].grad_fn)}
-    assert len(gram_nodes(rows_self(s, t, label))) == 2  # one term alone: as many
+    (node,) = gram_nodes(total)
+    assert node is pair.grams(torch.float32)[0].grad_fn
+    assert pair.grams(torch.float32, weights) is pair.grams(torch.float32, weights)
     # The shared values and the summed gradient equal the separately computed terms.
     separate = rows_self(s, t, label) + rows_glob(s, t, label)
     assert rel(total, separate) < 1e-6
     (g_shared,) = torch.autograd.grad(total, s)
     (g_separate,) = torch.autograd.grad(separate, s)
     assert rel(g_shared, g_separate) < 1e-5
-    pairs = corr.prepare_pair(s, t, rows_self.preparation)
-    value = GlobalCorrelationLoss(class_balance='pairs').forward_prepared(pairs, label)
-    assert torch.isfinite(value) and len(pairs._grams) == 1
-    assert pairs.position_weights(label.clone()) is not pairs.position_weights(label)
+    assert pair.position_weights(label.clone()) is not pair.position_weights(label)
+
+
+def naive_weighted_grams(x_s, x_t, w):
+    """``X diag(w) Y^T`` by an explicit loop over the positions."""
+    b, n = w.shape
+    out = [torch.zeros(b, x.shape[1], y.shape[1], dtype=torch.float64)
+           for x, y in ((x_s, x_s), (x_t, x_t), (x_s, x_t))]
+    for i in range(b):
+        for j in range(n):
+            for o, (x, y) in zip(out, ((x_s, x_s), (x_t, x_t), (x_s, x_t))):
+                o[i] += w[i, j].double() * torch.outer(x[i, :, j], y[i, :, j])
+    return out
+
+
+def weight_patterns():
+    g = torch.Generator().manual_seed(21)
+    blob = torch.zeros(3, 1, 6, 5, dtype=torch.long)
+    blob[0, :, 1:3, 1:4] = 1
+    blob[1, :, 4:, :] = 1
+    blob[1, :, 0, 0] = 255  # an ignored cell: a weight below the common one
+    blob[2] = 255  # no valid pixel: all weights 0
+    single = torch.ones(3, 1, 6, 5, dtype=torch.long)  # one class only: all weights 1
+    weights = {name: corr.class_balanced_position_weights(label, (6, 5))
+               for name, label in (('blob', blob), ('single', single))}
+    # every weight different (e.g. isolated changed pixels pooled to a coarse grid)
+    weights['distinct'] = 2 * torch.rand(3, 30, generator=g)
+    return weights
+
+
+@pytest.mark.parametrize('pattern, path', [('blob', 'moved'), ('single', 'moved'),
+                                           ('distinct', 'direct')])
+def test_weighted_grams_match_the_explicit_sum(pattern, path):
+    """X diag(w) X^T from the plain Grams plus the moved positions (or directly where most
+    positions move) equals the explicit sum over positions, values and gradient."""
+    w = weight_patterns()[pattern].double()
+    g = torch.Generator().manual_seed(22)
+    x_s = torch.randn(3, 5, 30, generator=g, dtype=torch.float64, requires_grad=True)
+    x_t = torch.randn(3, 4, 30, generator=g, dtype=torch.float64)
+    plain_calls = []
+
+    def plain():
+        plain_calls.append(1)
+        return corr.pair_grams(x_s, x_t, torch.float64)
+
+    grams = corr.weighted_pair_grams(x_s, x_t, w, torch.float64, plain=plain)
+    assert len(plain_calls) == (1 if path == 'moved' else 0)
+    expected = naive_weighted_grams(x_s.detach(), x_t, w)
+    probe = [torch.randn(e.shape, generator=g, dtype=torch.float64) for e in expected]
+    for got, ref in zip(grams, expected):
+        assert rel(got.detach(), ref) < 1e-12
+    # gradient of a random linear function of the Grams against the dense sqrt(w) path
+    (grad,) = torch.autograd.grad(sum((p * q).sum() for p, q in zip(grams, probe)), x_s)
+    root = w.sqrt()[:, None]
+    dense = corr.pair_grams(x_s * root, x_t * root, torch.float64)
+    (grad_ref,) = torch.autograd.grad(sum((p * q).sum() for p, q in zip(dense, probe)), x_s)
+    assert rel(grad, grad_ref) < 1e-12
+    with pytest.raises(ValueError, match=r'weights must be \(B, N\)'):
+        corr.weighted_pair_grams(x_s, x_t, w[:, :-1], torch.float64)
 
 
 def test_cross_term_reuses_the_dates_grams():

@@ -40,3 +40,23 @@ def test_overrides_reach_every_term_and_a_config_without_terms_is_refused():
     assert terms['chg_self']['loss']['class_balance'] == 'rows'  # the mixin's own change kept
     with pytest.raises(SystemExit, match='no hicd_terms'):
         bench.distill_terms(args(terms_config='configs/_base_/hicd/from_teacher.py'))
+
+
+@pytest.mark.parametrize('fraction', [0.0, 0.02, 0.08, 0.3])
+def test_benchmark_labels_are_change_blobs(fraction):
+    """Rectangles covering at least the fraction asked (and not far above it), the same labels
+    on every call; a feature grid four times coarser sees a boundary in a minority of its
+    cells (i.i.d. random pixels would put one in nearly all of them)."""
+    import torch
+    import torch.nn.functional as F
+    from bench_detectors import make_samples
+    samples = make_samples(4, 64, fraction)
+    labels = torch.stack([s.gt_sem_seg.data for s in samples]).float()
+    assert set(labels.unique().tolist()) <= {0.0, 1.0}
+    per_sample = labels.mean((1, 2, 3))
+    assert (per_sample >= fraction).all() and (per_sample < fraction + 0.1).all()
+    again = torch.stack([s.gt_sem_seg.data for s in make_samples(4, 64, fraction)]).float()
+    assert torch.equal(labels, again)
+    cells = F.avg_pool2d(labels, 4)
+    boundary = ((cells > 0) & (cells < 1)).float().mean()
+    assert boundary < 0.5

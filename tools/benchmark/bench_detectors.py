@@ -72,11 +72,32 @@ class ForwardWrapper(torch.nn.Module):
         return self.model._forward(inputs)
 
 
-def make_samples(n: int, size: int) -> List[SegDataSample]:
+def change_blobs(size: int, change_fraction: float, generator: torch.Generator) -> torch.Tensor:
+    """A ``(1, size, size)`` change mask of random rectangles covering about the fraction given.
+
+    Rectangles of side ``size/16`` to ``size/4`` are added until at least ``change_fraction``
+    of the pixels are changed (0: no change at all), like the building blobs of a change
+    dataset; i.i.d. random pixels would put a change boundary in nearly every cell of a
+    coarser feature grid, which no real label does.
+    """
+    label = torch.zeros(1, size, size, dtype=torch.long)
+    low, high = max(1, size // 16), max(2, size // 4)
+    while label.float().mean() < change_fraction:
+        h, w = (int(torch.randint(low, high + 1, (1, ), generator=generator)) for _ in 'hw')
+        top, left = (int(torch.randint(0, size - side + 1, (1, ), generator=generator))
+                     for side in (h, w))
+        label[:, top:top + h, left:left + w] = 1
+    return label
+
+
+def make_samples(n: int, size: int, change_fraction: float = 0.08,
+                 seed: int = 0) -> List[SegDataSample]:
+    """``n`` samples with labels of :func:`change_blobs` (the same for every call)."""
+    g = torch.Generator().manual_seed(seed)
     out = []
     for _ in range(n):
         s = SegDataSample()
-        s.gt_sem_seg = PixelData(data=torch.randint(0, 2, (1, size, size)))
+        s.gt_sem_seg = PixelData(data=change_blobs(size, change_fraction, g))
         s.set_metainfo(dict(img_shape=(size, size), pad_shape=(size, size),
                             ori_shape=(size, size), padding_size=(0, 0, 0, 0)))
         out.append(s)

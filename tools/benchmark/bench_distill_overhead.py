@@ -109,7 +109,7 @@ def bench_one(path: str, args: argparse.Namespace) -> Dict:
     g = torch.Generator().manual_seed(0)
     lq = torch.randn(args.batch, 6, args.size, args.size, generator=g)
     hq = torch.randn(args.batch, 6, args.size, args.size, generator=g)
-    samples = make_samples(args.batch, args.size)
+    samples = make_samples(args.batch, args.size, args.change_fraction)
     fns = {
         'plain': train_step_fn(plain, lq, samples),
         'hicd': train_step_fn(distiller, lq, samples, dict(inputs_hq=hq)),
@@ -136,6 +136,9 @@ def parse_args() -> argparse.Namespace:
                         help='pool_size of every correlation term (default: hicd_default.py\'s 64)')
     parser.add_argument('--terms-config', help='a HiCD mixin (repo-relative) whose hicd_terms '
                         'are timed (default: hicd_default.py)')
+    parser.add_argument('--change-fraction', type=float, default=0.08,
+                        help='changed pixels of the random-rectangle labels (the class-balanced '
+                        'terms cost more where more cells of the feature grid change)')
     parser.add_argument('--gram-dtype', help='gram_dtype of every correlation term (default: '
                         'the losses\' default, float32; e.g. float64 for the earlier default)')
     args = parser.parse_args()
@@ -169,6 +172,7 @@ def main() -> None:
     print(f'\n{args.size}x{args.size}, batch {args.batch}, torch {torch.__version__}, '
           f'gram_dtype {args.gram_dtype or "default (float32)"}, '
           f'terms {args.terms_config or "hicd_default.py"}, '
+          f'labels: rectangles on {args.change_fraction:.0%} of the pixels, '
           f'pool_size {"of the terms" if args.pool_size is None else args.pool_size}, '
           f'{args.threads} threads, median of {args.repeats} interleaved rounds after '
           f'{args.warmup} warm-up; load average before {load_before}, after {load_after}.')

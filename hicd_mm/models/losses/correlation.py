@@ -100,7 +100,8 @@ class PreparedPair:
         ``G_ss = X_s X_s^T``, ``G_tt = X_t X_t^T`` and ``G_st = X_s X_t^T`` of
         :attr:`student` ``X_s`` and :attr:`teacher` ``X_t`` (see :func:`pair_grams`); with
         ``weights`` ``w`` the same of the weighted rows ``X diag(sqrt(w))``, i.e.
-        ``X diag(w) X^T``. The first call computes them; later calls return the same tensors,
+        ``X diag(w) X^T`` (:func:`weighted_pair_grams`, built on the plain ones where that is
+        cheaper). The first call computes them; later calls return the same tensors,
         so every loss built on them shares one Gram product and one backward pass (autograd
         sums the gradients flowing into them). The memo is keyed by the dtype, the weights
         tensor (its identity: pass the tensor :meth:`position_weights` returned) and whether
@@ -117,12 +118,13 @@ class PreparedPair:
         """
         key = (dtype, torch.is_grad_enabled(), None if weights is None else id(weights))
         if key not in self._grams:
-            x_s, x_t = self.student, self.teacher
-            if weights is not None:
-                root = weights.sqrt()[:, None].to(x_s.dtype)
-                x_s, x_t = x_s * root, x_t * root
+            if weights is None:
+                grams = pair_grams(self.student, self.teacher, dtype)
+            else:
+                grams = weighted_pair_grams(self.student, self.teacher, weights, dtype,
+                                            plain=lambda: self.grams(dtype))
             # The weights are kept with their Grams, so their id cannot be reused meanwhile.
-            self._grams[key] = (weights, pair_grams(x_s, x_t, dtype))
+            self._grams[key] = (weights, grams)
         return self._grams[key][1]
 
     def position_weights(self, label: Tensor, ignore_index: int = 255) -> Tensor:
@@ -541,6 +543,67 @@ def pair_grams(x_s: Tensor, x_t: Tensor, dtype: torch.dtype) -> Tuple[Tensor, Te
     """
     _check_student_teacher(x_s, x_s, x_t, x_t)
     return _PairGrams.apply(x_s, x_t, dtype)
+
+
+@_without_autocast
+def weighted_pair_grams(x_s: Tensor, x_t: Tensor, weights: Tensor, dtype: torch.dtype,
+                        plain: Optional[Callable[[], Tuple[Tensor, Tensor, Tensor]]] = None
+                        ) -> Tuple[Tensor, Tensor, Tensor]:
+    """Per-sample Grams of weighted positions: ``X_s W X_s^T``, ``X_t W X_t^T``, ``X_s W X_t^T``.
+
+    ``W = diag(w_b)`` per sample. Most positions of a change mask share one weight (every
+    unchanged cell gets the same value), so with ``beta_b`` the most frequent weight of
+    sample ``b`` and ``d = w_b - beta_b``, exactly::
+
+        X W X^T = beta_b X X^T + X_K diag(d_K) X_K^T
+
+    where ``K`` are the positions with ``d != 0`` (changed cells, cells on a change boundary,
+    ignored cells): the first part is the plain Grams of the pair (``plain``, shared with the
+    unweighted terms), the second costs ``O(C^2 K)`` instead of ``O(C^2 N)``. Where ``K`` is
+    too large for that to be cheaper (more than 5/6 of ``N``, e.g. a label of isolated pixels
+    pooled to a coarse grid), the Grams of ``X diag(sqrt(w))`` are computed directly.
+
+    Args:
+        x_s (Tensor): Student features ``(B, C_s, N)``.
+        x_t (Tensor): Teacher features ``(B, C_t, N)``.
+        weights (Tensor): ``(B, N)`` non-negative position weights.
+        dtype (torch.dtype): Accumulation dtype (:func:`accumulation_dtype`).
+        plain (callable, optional): Returns the plain Grams of ``(x_s, x_t)`` in ``dtype``
+            (e.g. the pair's shared ones); default :func:`pair_grams`.
+
+    Returns:
+        tuple[Tensor, Tensor, Tensor]: ``(B, C_s, C_s)``, ``(B, C_t, C_t)``, ``(B, C_s, C_t)``
+        in ``dtype``, differentiable w.r.t. the inputs that need it.
+    """
+    if weights.shape != (x_s.shape[0], x_s.shape[2]):
+        raise ValueError(f'weights must be (B, N) = {(x_s.shape[0], x_s.shape[2])}, got '
+                         f'{tuple(weights.shape)}')
+    w = weights.to(dtype)
+    base = torch.mode(w, dim=1).values
+    delta = w - base[:, None]
+    moved = delta != 0
+    k = int(moved.sum(1).max()) if moved.numel() else 0
+    n = x_s.shape[2]
+    if 6 * k > 5 * n:
+        root = weights.sqrt()[:, None]
+        return pair_grams(x_s * root.to(x_s.dtype), x_t * root.to(x_t.dtype), dtype)
+    grams = plain() if plain is not None else pair_grams(x_s, x_t, dtype)
+    scale = base.view(-1, 1, 1)
+    g_ss, g_tt, g_st = (scale * g for g in grams)
+    if k == 0:
+        return g_ss, g_tt, g_st
+    # The moved positions of every sample first; past a sample's own count d is exactly 0.
+    order = torch.argsort(moved.to(torch.uint8), dim=1, descending=True, stable=True)[:, :k]
+    d = delta.gather(1, order)[:, None]
+
+    def moved_columns(x: Tensor) -> Tensor:
+        return x.gather(2, order[:, None].expand(-1, x.shape[1], -1)).to(dtype)
+
+    xs_k, xt_k = moved_columns(x_s), moved_columns(x_t)
+    xs_d = xs_k * d
+    return (g_ss + torch.bmm(xs_d, xs_k.transpose(1, 2)),
+            g_tt + torch.bmm(xt_k * d, xt_k.transpose(1, 2)),
+            g_st + torch.bmm(xs_d, xt_k.transpose(1, 2)))
 
 
 def _frobenius_inner(a: Tensor, b: Tensor) -> Tensor:
