@@ -17,9 +17,10 @@ position-by-position affinities are compared.
 
 Notation (see ``docs/method.md``): prepared features ``X`` have shape ``(B, C, N)``. Affinity
 matrices such as ``A = X^T X`` are ``N x N``; the squared-error distances are evaluated through
-``C x C`` Gram matrices instead, so their memory is ``O(C^2)``, not ``O(N^2)``; the unweighted
-self and cross-image terms of one prepared pair share its Gram matrices
-(:meth:`PreparedPair.grams`). The row-softmax KL distance goes through chunks of rows. The
+``C x C`` Gram matrices instead, so their memory is ``O(C^2)``, not ``O(N^2)``; every
+squared-error term on all positions of a prepared pair -- self, cross-image, the cross term of
+the two dates, and the change-aware (weighted) ones -- shares its Gram matrices
+(:meth:`PreparedPair.grams`, :func:`weighted_pair_grams`). The row-softmax KL distance goes through chunks of rows. The
 explicit ``N x N`` references live in :mod:`.correlation_reference`.
 """
 import functools
