@@ -693,6 +693,37 @@ def test_normalisation_and_zero_vectors():
     assert torch.equal(flatten_features(f, normalize=False), f.flatten(2))
 
 
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+def test_l2_normalize_matches_the_autograd_expression(dtype):
+    """The fused backward equals autograd's of x * rsqrt(max(|x|^2, eps^2)), also for zero
+    vectors and vectors whose norm is below eps (clamped); gradcheck in float64."""
+    g = torch.Generator().manual_seed(31)
+    x0 = torch.randn(3, 7, 11, generator=g, dtype=dtype)
+    x0[0, :, 2] = 0
+    x0[1, :, 5] *= 1e-8  # below eps: clamped
+    x0[2, :, 0] = 1e-3  # above eps
+    grad_y = torch.randn(x0.shape, generator=g, dtype=dtype)
+    eps = 1e-6
+    results = []
+    for fn in (lambda x: corr.l2_normalize_positions(x, eps),
+               lambda x: x * x.square().sum(1, keepdim=True).clamp_min(eps * eps).rsqrt()):
+        x = x0.clone().requires_grad_()
+        y = fn(x)
+        (grad,) = torch.autograd.grad(y, x, grad_y)
+        results.append((y.detach(), grad))
+    (y, grad), (y_ref, grad_ref) = results
+    tol = 1e-6 if dtype == torch.float32 else 1e-12
+    assert rel(y, y_ref) < tol and rel(grad, grad_ref) < tol
+    assert grad[0, :, 2].abs().max() > 0 and torch.isfinite(grad).all()
+    with torch.no_grad():
+        assert torch.equal(corr.l2_normalize_positions(x0, eps), y)
+    if dtype == torch.float64:
+        x = torch.randn(2, 4, 5, generator=g, dtype=dtype, requires_grad=True)
+        assert torch.autograd.gradcheck(lambda t: corr.l2_normalize_positions(t, eps), (x, ))
+    with pytest.raises(ValueError, match=r'\(B, C, N\)'):
+        corr.l2_normalize_positions(torch.randn(2, 3))
+
+
 def test_sample_pixels_and_loss_weight():
     s, t = torch.randn(2, 8, 16, 16), torch.randn(2, 4, 16, 16)
     for cls in (SelfCorrelationLoss, CrossCorrelationLoss, GlobalCorrelationLoss):
