@@ -212,7 +212,7 @@ def plain_grams(x_s, x_t):
 
 
 def gram_nodes(loss):
-    """The distinct Gram backward nodes (``_PairGrams``, ``_NormalizedPairGrams``) of ``loss``."""
+    """The distinct ``_PairGrams`` backward nodes in the autograd graph of ``loss``."""
     seen, stack = {}, [loss.grad_fn]
     while stack:
         node = stack.pop()
@@ -220,8 +220,7 @@ def gram_nodes(loss):
             continue
         seen[id(node)] = node
         stack.extend(next_node for next_node, _ in node.next_functions)
-    return [n for n in seen.values()
-            if type(n).__name__ in ('_PairGramsBackward', '_NormalizedPairGramsBackward')]
+    return [n for n in seen.values() if type(n).__name__ == '_PairGramsBackward']
 
 
 @pytest.mark.parametrize('shape', [(2, 3, 5, 7), (1, 6, 2, 4), (3, 4, 4, 9)])
@@ -723,113 +722,6 @@ def test_l2_normalize_matches_the_autograd_expression(dtype):
         assert torch.autograd.gradcheck(lambda t: corr.l2_normalize_positions(t, eps), (x, ))
     with pytest.raises(ValueError, match=r'\(B, C, N\)'):
         corr.l2_normalize_positions(torch.randn(2, 3))
-
-
-def raw_features_with_edge_positions(shape, seed, dtype):
-    """Random ``(B, C, N)`` features with a zero position and one whose norm is below eps."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(shape, generator=g, dtype=dtype)
-    x[0, :, 3] = 0
-    x[-1, :, 7] *= 1e-8
-    return x
-
-
-@pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
-def test_normalized_pair_grams_match_normalising_first(monkeypatch, dtype):
-    """Normalising inside the chunked Gram product equals pair_grams of the normalised
-    features in value and in gradient w.r.t. both inputs, for random non-symmetric incoming
-    gradients, unused outputs, zero and clamped positions and several chunks (the last one
-    short); gradcheck in float64."""
-    monkeypatch.setattr(corr, 'FUSED_CHUNK_ELEMENTS', 1)  # 128 positions per chunk
-    eps = 1e-6
-    x_s0 = raw_features_with_edge_positions((3, 5, 300), 41, dtype)
-    x_t0 = raw_features_with_edge_positions((3, 4, 300), 42, dtype)
-    g = torch.Generator().manual_seed(43)
-    probes = [torch.randn(shape, generator=g, dtype=dtype)
-              for shape in ((3, 5, 5), (3, 4, 4), (3, 5, 4))]
-    tol = 1e-12 if dtype == torch.float64 else 1e-5
-    for used in ((0, 1, 2), (0, 2), (1,), (2,)):
-        results = []
-        for fused in (True, False):
-            x_s, x_t = x_s0.clone().requires_grad_(), x_t0.clone().requires_grad_()
-            if fused:
-                grams = corr.normalized_pair_grams(x_s, x_t, dtype, eps)
-            else:
-                grams = corr.pair_grams(corr.l2_normalize_positions(x_s, eps),
-                                        corr.l2_normalize_positions(x_t, eps), dtype)
-            out = sum((grams[i] * probes[i]).sum() for i in used)
-            results.append(([gr.detach() for gr in grams],
-                            torch.autograd.grad(out, (x_s, x_t), allow_unused=True)))
-        (grams, grads), (grams_ref, grads_ref) = results
-        for got, ref in zip(grams, grams_ref):
-            assert got.dtype == dtype and rel(got, ref) < tol
-        for got, ref in zip(grads, grads_ref):
-            if ref is None or ref.abs().max() == 0:
-                assert got is None or got.abs().max() == 0
-            else:
-                assert rel(got, ref) < tol
-        assert grads[0] is None or torch.isfinite(grads[0]).all()
-    if dtype == torch.float64:
-        x_s = torch.randn(2, 3, 140, generator=g, dtype=dtype, requires_grad=True)
-        x_t = torch.randn(2, 2, 140, generator=g, dtype=dtype, requires_grad=True)
-        assert torch.autograd.gradcheck(
-            lambda a, b: corr.normalized_pair_grams(a, b, dtype, eps), (x_s, x_t))
-    with pytest.raises(ValueError, match='accumulation dtype'):
-        corr.normalized_pair_grams(x_s0.float(), x_t0.float(), torch.float64)
-
-
-@pytest.mark.parametrize('class_balance', [None, 'rows', 'pairs'])
-def test_pairs_normalised_inside_the_grams_give_the_same_terms(monkeypatch, class_balance):
-    """A pair whose Grams normalise its raw maps (large CPU maps; here every map, by lowering
-    the threshold) gives the self, cross-image and cross terms -- plain and change-aware --
-    of a pair that normalises the full maps first, in value and gradient; the shared terms
-    never create the full-size normalised features."""
-    xs, xt = make_inputs((3, 6, 5, 12, 11), seed=44, dates=2)
-    label = torch.zeros(3, 12, 11, dtype=torch.long)
-    label[:, 2:6, 3:8] = 1
-    label[0, 0, 0] = 255
-    kwargs = dict(class_balance=class_balance)
-    modules = [SelfCorrelationLoss(**kwargs), GlobalCorrelationLoss(**kwargs)]
-    cross = CrossCorrelationLoss()
-    results = []
-    for threshold in (0, 1 << 62):
-        monkeypatch.setattr(corr, 'FUSED_NORMALIZE_MIN_BYTES', threshold)
-        pairs = [corr.prepare_pair(s, t, cross.preparation) for s, t in zip(xs, xt)]
-        assert all(p.normalizes_in_grams(torch.float32) == (threshold == 0) for p in pairs)
-        values = [m.forward_prepared(p, label) for m in modules for p in pairs]
-        values.append(cross.forward_prepared(*pairs))
-        grads = torch.autograd.grad(sum(values), xs)
-        if threshold == 0:
-            assert not any(p._features for p in pairs)
-            assert {type(n).__name__ for n in gram_nodes(sum(values))} == \
-                {'_NormalizedPairGramsBackward'}
-        results.append((torch.stack(values).detach(), grads))
-    (values, grads), (values_ref, grads_ref) = results
-    assert rel(values, values_ref) < 1e-5
-    for got, ref in zip(grads, grads_ref):
-        assert rel(got, ref) < 1e-5
-    # Grams in another dtype than the maps' normalise the full maps first.
-    pair = corr.prepare_pair(xs[0], xt[0], cross.preparation)
-    assert not pair.normalizes_in_grams(torch.float64)
-
-
-def test_weighted_grams_of_raw_features_normalise_the_moved_positions():
-    """weighted_pair_grams with normalize_eps on raw features equals it on the normalised
-    features, on both paths (moved positions and the dense one)."""
-    g = torch.Generator().manual_seed(45)
-    x_s = raw_features_with_edge_positions((3, 5, 30), 46, torch.float64).requires_grad_()
-    x_t = raw_features_with_edge_positions((3, 4, 30), 47, torch.float64)
-    for pattern, w in weight_patterns().items():
-        w = w.double()
-        fused = corr.weighted_pair_grams(x_s, x_t, w, torch.float64, normalize_eps=1e-6)
-        ref = corr.weighted_pair_grams(corr.l2_normalize_positions(x_s),
-                                       corr.l2_normalize_positions(x_t), w, torch.float64)
-        probe = [torch.randn(r.shape, generator=g, dtype=torch.float64) for r in ref]
-        (grad,) = torch.autograd.grad(sum((p * q).sum() for p, q in zip(fused, probe)), x_s)
-        (grad_ref,) = torch.autograd.grad(sum((p * q).sum() for p, q in zip(ref, probe)), x_s)
-        for got, expected in zip(fused, ref):
-            assert rel(got, expected) < 1e-12, pattern
-        assert rel(grad, grad_ref) < 1e-12, pattern
 
 
 def test_sample_pixels_and_loss_weight():

@@ -119,9 +119,9 @@ class BaseCorrelationLoss(BaseDistillLoss):
         if label is None:
             raise ValueError(f'{type(self).__name__}(class_balance={self.class_balance!r}) '
                              'needs the ground-truth change label')
-        if label.shape[0] != pair.raw_student.shape[0]:
+        if label.shape[0] != pair.student.shape[0]:
             raise ValueError(f'label batch size {label.shape[0]} != feature batch size '
-                             f'{pair.raw_student.shape[0]}')
+                             f'{pair.student.shape[0]}')
         # Memoised on the pair: the change-aware terms of one pair share the weights tensor.
         return pair.position_weights(label, self.ignore_index)
 
@@ -130,7 +130,7 @@ class BaseCorrelationLoss(BaseDistillLoss):
         """The same random positions of ``(B, C, N)`` features and ``(B, N)`` weights.
 
         Without ``sample_pixels`` the inputs come back as they are (the same tensors), so the
-        terms that do not sample can share the pair's Gram matrices (:attr:`shares_pair_grams`).
+        terms can still share the pair's Gram matrices (:meth:`uses_pair_grams`).
         """
         if self.sample_pixels is None:
             return x_s, x_t, weights
@@ -140,16 +140,23 @@ class BaseCorrelationLoss(BaseDistillLoss):
         x_s, x_t, w = sample_positions([x_s, x_t, weights[:, None]], self.sample_pixels)
         return x_s, x_t, w[:, 0]
 
-    @property
-    def shares_pair_grams(self) -> bool:
-        """Whether this loss computes its value from the pair's shared Gram matrices.
+    def uses_pair_grams(self, pair: PreparedPair, x_s: Tensor, x_t: Tensor) -> bool:
+        """Whether this call's distance can take the pair's shared Gram matrices.
 
-        True for ``distance='mse'`` on all positions (no ``sample_pixels``): the value is then
-        computed from :meth:`PreparedPair.grams` (weighted ones with the pair's memoised
-        position weights), which every such term on the pair shares, and the full-size
-        normalised features are not needed.
+        True for ``distance='mse'`` on all positions of the pair: ``x_s`` and ``x_t`` (after
+        :meth:`sample`) are the pair's own tensors. The value is then computed from
+        :meth:`PreparedPair.grams` (weighted ones with the pair's memoised position weights),
+        which every such term on the pair shares.
+
+        Args:
+            pair (PreparedPair): The prepared pair of this call.
+            x_s (Tensor): Student features after :meth:`sample`.
+            x_t (Tensor): Teacher features after :meth:`sample`.
+
+        Returns:
+            bool: Whether the shared Gram matrices give this call's value.
         """
-        return self.distance == 'mse' and self.sample_pixels is None
+        return self.distance == 'mse' and x_s is pair.student and x_t is pair.teacher
 
     def shared_pair_mse(self, pair: PreparedPair, weights: Optional[Tensor],
                         cross_image: bool = False) -> Tensor:

@@ -71,86 +71,36 @@ class PreparedPair:
     """A prepared (student, teacher) pair, and what is computed from it once per step.
 
     A pair lives for one step (the distiller prepares it and hands it to every loss with its
-    options). It holds the pooled, flattened maps *before* the L2 normalisation
-    (:attr:`raw_student`, :attr:`raw_teacher`); the normalised features (:attr:`student`,
-    :attr:`teacher`) are computed on the first request. The squared-error terms of the full
-    pair -- self, cross-image, and the cross term between the two dates' pairs -- are all built
-    on the same per-sample Gram matrices; :meth:`grams` computes them on the first request and
-    returns the same tensors to every later one, so they are computed once and their backward
-    pass runs once with the sum of the terms' gradients. Large CPU maps are normalised inside
-    that Gram product (:func:`normalized_pair_grams`), so the terms that only need Grams never
-    create the full-size normalised tensors. The change-aware terms share their position
-    weights (:meth:`position_weights`) and the Grams of the weighted rows the same way. The
-    memos are fields of this object (no global cache): they go away with the pair.
+    options). The squared-error terms of the full pair -- self, cross-image, and the cross term
+    between the two dates' pairs -- are all built on the same per-sample Gram matrices;
+    :meth:`grams` computes them on the first request and returns the same tensors to every
+    later one, so they are computed once and their backward pass runs once with the sum of the
+    terms' gradients. The change-aware terms share their position weights
+    (:meth:`position_weights`) and the Grams of the weighted rows the same way. The memos are
+    fields of this object (no global cache): they go away with the pair.
 
     Attributes:
-        raw_student (Tensor): ``(B, C_s, N)`` before normalisation, differentiable.
-        raw_teacher (Tensor): ``(B, C_t, N)`` before normalisation, detached.
+        student (Tensor): ``(B, C_s, N)``, differentiable.
+        teacher (Tensor): ``(B, C_t, N)``, detached.
         size (tuple[int, int]): The grid ``(H, W)`` of the ``N = H * W`` positions.
-        normalize (bool): Whether :attr:`student` / :attr:`teacher` are the raw features with
-            every position vector L2-normalised (:func:`l2_normalize_positions`).
-        eps (float): Lower bound of the norm.
     """
 
-    raw_student: Tensor
-    raw_teacher: Tensor
+    student: Tensor
+    teacher: Tensor
     size: Tuple[int, int]
-    normalize: bool = True
-    eps: float = 1e-6
-    _features: Dict[bool, Tuple[Tensor, Tensor]] = field(default_factory=dict, init=False,
-                                                         repr=False)
     _grams: Dict[Tuple[torch.dtype, bool, Optional[int]],
                  Tuple[Optional[Tensor], Tuple[Tensor, Tensor, Tensor]]] = field(
         default_factory=dict, init=False, repr=False)
     _weights: Dict[int, Tuple[Tensor, Tensor]] = field(default_factory=dict, init=False,
                                                        repr=False)
 
-    @property
-    def shape(self) -> Tuple[torch.Size, torch.Size]:
-        """The shapes ``(B, C_s, N)`` of :attr:`student` and ``(B, C_t, N)`` of :attr:`teacher`."""
-        return self.raw_student.shape, self.raw_teacher.shape
-
-    def _normalized(self) -> Tuple[Tensor, Tensor]:
-        key = torch.is_grad_enabled()
-        if key not in self._features:
-            if self.normalize:
-                self._features[key] = (l2_normalize_positions(self.raw_student, self.eps),
-                                       l2_normalize_positions(self.raw_teacher, self.eps))
-            else:
-                self._features[key] = (self.raw_student, self.raw_teacher)
-        return self._features[key]
-
-    @property
-    def student(self) -> Tensor:
-        """``(B, C_s, N)`` prepared student features (normalised if :attr:`normalize`)."""
-        return self._normalized()[0]
-
-    @property
-    def teacher(self) -> Tensor:
-        """``(B, C_t, N)`` prepared teacher features (normalised if :attr:`normalize`)."""
-        return self._normalized()[1]
-
-    def normalizes_in_grams(self, dtype: torch.dtype) -> bool:
-        """Whether :meth:`grams` normalises inside the Gram product (:func:`normalized_pair_grams`).
-
-        On a CPU, for maps of :data:`FUSED_NORMALIZE_MIN_BYTES` or more in ``dtype``: there
-        every full-size temporary is freshly mapped memory (glibc serves such allocations by
-        ``mmap``), and the normalisation's full-size passes cost more than the chunks.
-        """
-        x_s, x_t = self.raw_student, self.raw_teacher
-        return (self.normalize and x_s.device.type == 'cpu' and x_s.dtype == dtype
-                and x_t.dtype == dtype
-                and max(x_s.numel(), x_t.numel()) * x_s.element_size()
-                >= FUSED_NORMALIZE_MIN_BYTES)
-
     def grams(self, dtype: torch.dtype,
               weights: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
         """The per-sample Gram matrices of the full pair in ``dtype``, memoised on the pair.
 
         ``G_ss = X_s X_s^T``, ``G_tt = X_t X_t^T`` and ``G_st = X_s X_t^T`` of
-        :attr:`student` ``X_s`` and :attr:`teacher` ``X_t`` (see :func:`pair_grams`, or
-        :func:`normalized_pair_grams` from the raw features where :meth:`normalizes_in_grams`);
-        with ``weights`` ``w`` the same of the weighted rows ``X diag(sqrt(w))``, i.e.
+        :attr:`student` ``X_s`` and :attr:`teacher` ``X_t`` (see :func:`pair_grams`); with
+        ``weights`` ``w`` the same of the weighted rows ``X diag(sqrt(w))``, i.e.
         ``X diag(w) X^T`` (:func:`weighted_pair_grams`, built on the plain ones where that is
         cheaper). The first call computes them; later calls return the same tensors,
         so every loss built on them shares one Gram product and one backward pass (autograd
@@ -169,16 +119,8 @@ class PreparedPair:
         """
         key = (dtype, torch.is_grad_enabled(), None if weights is None else id(weights))
         if key not in self._grams:
-            fused = self.normalizes_in_grams(dtype)
-            if weights is None and fused:
-                grams = normalized_pair_grams(self.raw_student, self.raw_teacher, dtype,
-                                              self.eps)
-            elif weights is None:
+            if weights is None:
                 grams = pair_grams(self.student, self.teacher, dtype)
-            elif fused:
-                grams = weighted_pair_grams(self.raw_student, self.raw_teacher, weights, dtype,
-                                            plain=lambda: self.grams(dtype),
-                                            normalize_eps=self.eps)
             else:
                 grams = weighted_pair_grams(self.student, self.teacher, weights, dtype,
                                             plain=lambda: self.grams(dtype))
@@ -325,7 +267,7 @@ def l2_normalize_positions(x: Tensor, eps: float = 1e-6) -> Tensor:
 
 def prepare_pair(feat_s: Tensor, feat_t: Tensor,
                  preparation: FeaturePreparation) -> PreparedPair:
-    """Check, resize, detach (teacher), pool and flatten one map pair (normalised on use).
+    """Check, resize, detach (teacher), pool, flatten and normalise one map pair.
 
     Args:
         feat_s (Tensor): Student map ``(B, C_s, H_s, W_s)``.
@@ -343,11 +285,9 @@ def prepare_pair(feat_s: Tensor, feat_t: Tensor,
                          f'{tuple(feat_t.shape)}')
     resized = match_spatial(feat_s, feat_t, preparation.resize_mode)
     size = pooled_size(*feat_t.shape[-2:], preparation.pool_size)
-    # The normalisation is left to the pair: the terms that only need Gram matrices of large
-    # maps get it inside the Gram product (PreparedPair.grams).
-    return PreparedPair(flatten_features(resized, False, preparation.pool_size),
-                        flatten_features(feat_t.detach(), False, preparation.pool_size), size,
-                        normalize=preparation.normalize)
+    return PreparedPair(
+        flatten_features(resized, preparation.normalize, preparation.pool_size),
+        flatten_features(feat_t.detach(), preparation.normalize, preparation.pool_size), size)
 
 
 def change_fraction_on_grid(label: Tensor, size: Tuple[int, int],
@@ -507,20 +447,10 @@ def _check_student_teacher(rows_s: Tensor, cols_s: Tensor, rows_t: Tensor,
 # one converted copy of a (B, C, chunk) slice holds about this many elements: no full-size
 # converted copy is ever made.
 GRAM_CHUNK_ELEMENTS = 1 << 18
-# Maps of this many bytes or more are L2-normalised inside the Gram product on a CPU
-# (PreparedPair.normalizes_in_grams): glibc's malloc serves allocations of 32 MiB and more by
-# mmap, so there every full-size temporary is fresh memory whose first touch page-faults
-# (measured: 8x256x64x64 float32 change-map terms 218 -> 176 ms a step; no gain at half that
-# size, where temporaries reuse the heap).
-FUSED_NORMALIZE_MIN_BYTES = 32 << 20
-# Elements of one (B, C, chunk) slice in that fused path (4 MiB of float32: small enough to
-# reuse the heap, large enough for efficient products).
-FUSED_CHUNK_ELEMENTS = 1 << 20
 
 
-def _position_chunks(b: int, c: int, n: int,
-                     elements: int = GRAM_CHUNK_ELEMENTS) -> List[slice]:
-    step = max(128, elements // max(b * c, 1))
+def _position_chunks(b: int, c: int, n: int) -> List[slice]:
+    step = max(128, GRAM_CHUNK_ELEMENTS // max(b * c, 1))
     return [slice(i, i + step) for i in range(0, n, step)]
 
 
@@ -662,105 +592,9 @@ def pair_grams(x_s: Tensor, x_t: Tensor, dtype: torch.dtype) -> Tuple[Tensor, Te
     return _PairGrams.apply(x_s, x_t, dtype)
 
 
-def _inverse_norms(x: Tensor, eps: float, chunks: Sequence[slice]) -> Tuple[Tensor, Tensor]:
-    """``1 / max(||x_n||, eps)`` ``(B, 1, N)`` and where the norm is above ``eps``, by chunks."""
-    sq_norm = x.new_empty((x.shape[0], 1, x.shape[2]))
-    for sl in chunks:
-        chunk = x[..., sl]
-        torch.sum(chunk * chunk, dim=1, keepdim=True, out=sq_norm[..., sl])
-    unclamped = sq_norm >= eps * eps
-    return sq_norm.clamp_min_(eps * eps).rsqrt_(), unclamped
-
-
-class _NormalizedPairGrams(torch.autograd.Function):
-    """:class:`_PairGrams` of the L2-normalised positions of raw ``(x_s, x_t)``, by chunks.
-
-    With ``y = x * r`` (``r = 1 / max(||x||, eps)`` per position), the forward pass
-    accumulates ``y_s y_s^T``, ``y_t y_t^T`` and ``y_s y_t^T`` over chunks of positions, and
-    the backward pass recomputes each chunk of ``y``, takes ``dy`` as in :class:`_PairGrams`
-    and projects it like :class:`_L2NormalizePositions` (``dx = (dy - y <y, dy>) r``, ``dy r``
-    where the norm is clamped). Between the passes only the inputs and ``r`` are kept; no
-    full-size temporary is created besides the returned gradient. Not twice differentiable.
-    """
-
-    @staticmethod
-    def forward(ctx, x_s: Tensor, x_t: Tensor, eps: float) -> Tuple[Tensor, Tensor, Tensor]:
-        ctx.set_materialize_grads(False)
-        b, c_s, n = x_s.shape
-        c_t = x_t.shape[1]
-        chunks = _position_chunks(b, max(c_s, c_t), n, FUSED_CHUNK_ELEMENTS)
-        r_s, keep_s = _inverse_norms(x_s, eps, chunks)
-        r_t, keep_t = _inverse_norms(x_t, eps, chunks)
-        g_ss = x_s.new_zeros((b, c_s, c_s))
-        g_tt = x_s.new_zeros((b, c_t, c_t))
-        g_st = x_s.new_zeros((b, c_s, c_t))
-        for sl in chunks:
-            y_s, y_t = x_s[..., sl] * r_s[..., sl], x_t[..., sl] * r_t[..., sl]
-            g_ss.baddbmm_(y_s, y_s.transpose(1, 2))
-            g_tt.baddbmm_(y_t, y_t.transpose(1, 2))
-            g_st.baddbmm_(y_s, y_t.transpose(1, 2))
-        ctx.chunks = chunks
-        ctx.save_for_backward(x_s, x_t, r_s, r_t, keep_s, keep_t)
-        return g_ss, g_tt, g_st
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, d_ss: Optional[Tensor], d_tt: Optional[Tensor],
-                 d_st: Optional[Tensor]) -> Tuple[Optional[Tensor], ...]:
-        x_s, x_t, r_s, r_t, keep_s, keep_t = ctx.saved_tensors
-        want_s, want_t = ctx.needs_input_grad[:2]
-        sym_s = None if d_ss is None or not want_s else d_ss + d_ss.transpose(1, 2)
-        sym_t = None if d_tt is None or not want_t else d_tt + d_tt.transpose(1, 2)
-        cross_t = None if d_st is None or not want_t else d_st.transpose(1, 2)
-        grad_s = torch.zeros_like(x_s) if want_s else None
-        grad_t = torch.zeros_like(x_t) if want_t else None
-        for sl in ctx.chunks:
-            y_s, y_t = x_s[..., sl] * r_s[..., sl], x_t[..., sl] * r_t[..., sl]
-            for grad, y, r, keep, terms in (
-                    (grad_s, y_s, r_s, keep_s, ((sym_s, y_s), (d_st, y_t))),
-                    (grad_t, y_t, r_t, keep_t, ((sym_t, y_t), (cross_t, y_s)))):
-                terms = [(g, y_other) for g, y_other in terms if g is not None]
-                if grad is None or not terms:
-                    continue
-                dy = torch.bmm(*terms[0])
-                for g, y_other in terms[1:]:
-                    dy.baddbmm_(g, y_other)
-                along = torch.linalg.vecdot(y, dy, dim=1).unsqueeze(1) * keep[..., sl]
-                grad[..., sl] = dy.addcmul_(y, along, value=-1).mul_(r[..., sl])
-        return grad_s, grad_t, None
-
-
-@_without_autocast
-def normalized_pair_grams(x_s: Tensor, x_t: Tensor, dtype: torch.dtype,
-                          eps: float = 1e-6) -> Tuple[Tensor, Tensor, Tensor]:
-    """:func:`pair_grams` of the L2-normalised positions, normalising inside the product.
-
-    Equals ``pair_grams(l2_normalize_positions(x_s, eps), l2_normalize_positions(x_t, eps),
-    dtype)`` in value and gradient up to rounding (tested), but works through chunks of
-    positions, so neither the normalised features nor the temporaries of the normalisation
-    and its backward pass exist at full size (:class:`_NormalizedPairGrams`).
-
-    Args:
-        x_s (Tensor): Raw student features ``(B, C_s, N)`` in ``dtype``.
-        x_t (Tensor): Raw teacher features ``(B, C_t, N)`` in ``dtype``.
-        dtype (torch.dtype): Accumulation dtype; must be the inputs' dtype.
-        eps (float): Lower bound of the norm.
-
-    Returns:
-        tuple[Tensor, Tensor, Tensor]: ``G_ss`` ``(B, C_s, C_s)``, ``G_tt`` ``(B, C_t, C_t)``
-        and ``G_st`` ``(B, C_s, C_t)`` of the normalised features, in ``dtype``.
-    """
-    _check_student_teacher(x_s, x_s, x_t, x_t)
-    if x_s.dtype != dtype or x_t.dtype != dtype:
-        raise ValueError(f'normalized_pair_grams needs inputs in the accumulation dtype {dtype}, '
-                         f'got {x_s.dtype} (student) and {x_t.dtype} (teacher)')
-    return _NormalizedPairGrams.apply(x_s, x_t, eps)
-
-
 @_without_autocast
 def weighted_pair_grams(x_s: Tensor, x_t: Tensor, weights: Tensor, dtype: torch.dtype,
-                        plain: Optional[Callable[[], Tuple[Tensor, Tensor, Tensor]]] = None,
-                        normalize_eps: Optional[float] = None
+                        plain: Optional[Callable[[], Tuple[Tensor, Tensor, Tensor]]] = None
                         ) -> Tuple[Tensor, Tensor, Tensor]:
     """Per-sample Grams of weighted positions: ``X_s W X_s^T``, ``X_t W X_t^T``, ``X_s W X_t^T``.
 
@@ -783,10 +617,6 @@ def weighted_pair_grams(x_s: Tensor, x_t: Tensor, weights: Tensor, dtype: torch.
         dtype (torch.dtype): Accumulation dtype (:func:`accumulation_dtype`).
         plain (callable, optional): Returns the plain Grams of ``(x_s, x_t)`` in ``dtype``
             (e.g. the pair's shared ones); default :func:`pair_grams`.
-        normalize_eps (float, optional): ``x_s`` and ``x_t`` are raw features whose positions
-            are to be L2-normalised with this ``eps`` first (:func:`l2_normalize_positions`):
-            only the moved positions are normalised here, and ``plain`` must return the Grams
-            of the normalised features (default :func:`normalized_pair_grams`).
 
     Returns:
         tuple[Tensor, Tensor, Tensor]: ``(B, C_s, C_s)``, ``(B, C_t, C_t)``, ``(B, C_s, C_t)``
@@ -802,17 +632,9 @@ def weighted_pair_grams(x_s: Tensor, x_t: Tensor, weights: Tensor, dtype: torch.
     k = int(moved.sum(1).max()) if moved.numel() else 0
     n = x_s.shape[2]
     if 6 * k > 5 * n:
-        if normalize_eps is not None:
-            x_s = l2_normalize_positions(x_s, normalize_eps)
-            x_t = l2_normalize_positions(x_t, normalize_eps)
         root = weights.sqrt()[:, None]
         return pair_grams(x_s * root.to(x_s.dtype), x_t * root.to(x_t.dtype), dtype)
-    if plain is not None:
-        grams = plain()
-    elif normalize_eps is not None:
-        grams = normalized_pair_grams(x_s, x_t, dtype, normalize_eps)
-    else:
-        grams = pair_grams(x_s, x_t, dtype)
+    grams = plain() if plain is not None else pair_grams(x_s, x_t, dtype)
     scale = base.view(-1, 1, 1)
     g_ss, g_tt, g_st = (scale * g for g in grams)
     if k == 0:
@@ -822,10 +644,7 @@ def weighted_pair_grams(x_s: Tensor, x_t: Tensor, weights: Tensor, dtype: torch.
     d = delta.gather(1, order)[:, None]
 
     def moved_columns(x: Tensor) -> Tensor:
-        columns = x.gather(2, order[:, None].expand(-1, x.shape[1], -1))
-        if normalize_eps is not None:
-            columns = l2_normalize_positions(columns, normalize_eps)
-        return columns.to(dtype)
+        return x.gather(2, order[:, None].expand(-1, x.shape[1], -1)).to(dtype)
 
     xs_k, xt_k = moved_columns(x_s), moved_columns(x_t)
     xs_d = xs_k * d
@@ -1015,11 +834,10 @@ def pair_correlation_mse(pair: PreparedPair, gram_dtype: DTypeLike = torch.float
     Returns:
         Tensor: Scalar loss in the student's dtype.
     """
-    # The raw features have the shapes and dtypes of the prepared ones (no need to normalise).
-    x_s = pair.raw_student
+    x_s = pair.student
     if cross_image and x_s.shape[0] < 2:
         return x_s.sum() * 0
-    dtype = accumulation_dtype(gram_dtype, x_s.dtype, pair.raw_teacher.dtype)
+    dtype = accumulation_dtype(gram_dtype, x_s.dtype, pair.teacher.dtype)
     rows = None
     if weights is None:
         cols = pair.grams(dtype)
@@ -1050,10 +868,10 @@ def date_pair_correlation_mse(pair_t1: PreparedPair, pair_t2: PreparedPair,
     Returns:
         Tensor: Scalar loss in the student's dtype.
     """
-    x_s = pair_t1.raw_student
-    _check_student_teacher(x_s, pair_t2.raw_student, pair_t1.raw_teacher, pair_t2.raw_teacher)
-    dtype = accumulation_dtype(gram_dtype, x_s.dtype, pair_t1.raw_teacher.dtype,
-                               pair_t2.raw_student.dtype, pair_t2.raw_teacher.dtype)
+    x_s = pair_t1.student
+    _check_student_teacher(x_s, pair_t2.student, pair_t1.teacher, pair_t2.teacher)
+    dtype = accumulation_dtype(gram_dtype, x_s.dtype, pair_t1.teacher.dtype,
+                               pair_t2.student.dtype, pair_t2.teacher.dtype)
     return mse_from_grams(pair_t2.grams(dtype), x_s.shape[2], x_s.dtype,
                           row_grams=pair_t1.grams(dtype))
 

@@ -41,12 +41,13 @@ class CrossCorrelationLoss(BaseCorrelationLoss):
 
     def forward_prepared(self, pair_t1: PreparedPair, pair_t2: PreparedPair) -> Tensor:
         """Compute the loss from the t1 and t2 pairs prepared with :attr:`preparation`."""
-        (s_1, t_1), (s_2, t_2) = pair_t1.shape, pair_t2.shape
-        if s_1 != s_2 or t_1 != t_2:
+        if pair_t1.student.shape != pair_t2.student.shape or \
+                pair_t1.teacher.shape != pair_t2.teacher.shape:
             raise ValueError('prepared t1 and t2 features must have the same shapes, got '
-                             f'{tuple(s_1)} / {tuple(s_2)} (student), {tuple(t_1)} / '
-                             f'{tuple(t_2)} (teacher)')
-        if self.shares_pair_grams:
+                             f'{tuple(pair_t1.student.shape)} / {tuple(pair_t2.student.shape)}'
+                             f' (student), {tuple(pair_t1.teacher.shape)} / '
+                             f'{tuple(pair_t2.teacher.shape)} (teacher)')
+        if self.distance == 'mse' and self.sample_pixels is None:
             # Rows from the t1 pair's Grams, columns from the t2 pair's: the same tensors the
             # self and cross-image terms of each date use, so no Gram product of its own.
             return self.loss_weight * date_pair_correlation_mse(pair_t1, pair_t2,

@@ -44,17 +44,16 @@ class GlobalCorrelationLoss(BaseCorrelationLoss):
 
     def forward_prepared(self, pair: PreparedPair, label: Optional[Tensor] = None) -> Tensor:
         """Compute the loss from a pair prepared with :attr:`preparation`."""
-        weights = self.position_weights(pair, label)
-        if self.blocks == 'cross_image' and self.shares_pair_grams:
-            # The Gram matrices are shared with the other terms on this pair.
-            return self.loss_weight * self.shared_pair_mse(pair, weights, cross_image=True)
-        x_s, x_t, w = self.sample(pair.student, pair.teacher, weights)
+        x_s, x_t, w = self.sample(pair.student, pair.teacher, self.position_weights(pair, label))
         if self.blocks == 'all':
             w_all = None if w is None else w.reshape(1, -1)
             return self.loss_weight * self.self_distance(
                 batch_to_positions(x_s), batch_to_positions(x_t), w_all)
         if self.distance == 'kl':
             value = cross_image_correlation_kl(x_s, x_t, self.tau, self.chunk_size, w)
+        elif self.uses_pair_grams(pair, x_s, x_t):
+            # The Gram matrices are shared with the other terms on this pair.
+            value = self.shared_pair_mse(pair, w, cross_image=True)
         elif w is None:
             value = cross_image_correlation_mse(x_s, x_t, self.gram_dtype)
         else:

@@ -20,9 +20,8 @@ class SelfCorrelationLoss(BaseCorrelationLoss):
 
     def forward_prepared(self, pair: PreparedPair, label: Optional[Tensor] = None) -> Tensor:
         """Compute the loss from a pair prepared with :attr:`preparation`."""
-        weights = self.position_weights(pair, label)
-        if self.shares_pair_grams:
+        x_s, x_t, w = self.sample(pair.student, pair.teacher, self.position_weights(pair, label))
+        if self.uses_pair_grams(pair, x_s, x_t):
             # The Gram matrices are shared with the other terms on this pair.
-            return self.loss_weight * self.shared_pair_mse(pair, weights)
-        x_s, x_t, w = self.sample(pair.student, pair.teacher, weights)
+            return self.loss_weight * self.shared_pair_mse(pair, w)
         return self.loss_weight * self.self_distance(x_s, x_t, w)
