@@ -1,0 +1,124 @@
+"""The issue-11 success rule (tools/experiments/check_success.py) on constructed results."""
+import csv
+import math
+import random
+
+import pytest
+
+from tools.experiments import check_success as cs
+
+T_975_4 = 2.7764451051977987  # two-sided 95 % t quantile, 4 degrees of freedom
+
+
+def rows_of(cell, method, f1_by_seed, variant=''):
+    return [dict(detector=cell.detector, dataset=cell.dataset, setting=cell.setting,
+                 method=method, variant=variant, seed=str(seed), iters=str(cell.iters),
+                 split='test', F1=f'{f1:.4f}') for seed, f1 in f1_by_seed.items()]
+
+
+def cell_rows(cell, hicd_minus_lq, hicd_minus_ft, rng):
+    """Rows of one complete cell: HiCD = baseline + the given per-seed differences."""
+    lq = {s: rng.uniform(40, 50) for s in cs.SEEDS}
+    ft = {s: rng.uniform(40, 50) for s in cs.SEEDS}
+    hicd = {s: lq[s] + d for s, d in zip(cs.SEEDS, hicd_minus_lq)}
+    ft = {s: hicd[s] - d for s, d in zip(cs.SEEDS, hicd_minus_ft)}
+    return (rows_of(cell, 'lq', lq) + rows_of(cell, 'ft_lq', ft)
+            + rows_of(cell, 'hicd', hicd, 'ca_sched')
+            + rows_of(cell, 'hicd_no_sem_self', {s: 1.0 for s in cs.SEEDS}, 'ca_sched'))
+
+
+def write_csv(path, rows):
+    with open(path, 'w', newline='') as f:
+        writer = csv.DictWriter(f, fieldnames=list(cs.REQUIRED) + ['work_dir'],
+                                restval='')
+        writer.writeheader()
+        writer.writerows(rows)
+    return str(path)
+
+
+GOOD = (1.0, 2.0, 1.5, 2.5, 0.8)
+
+
+def all_cells(rng, overrides=None):
+    overrides = overrides or {}
+    return {name: cell_rows(cell, *overrides.get(name, (GOOD, GOOD)), rng)
+            for name, cell in cs.CELLS}
+
+
+def judge(tables):
+    cells = [cs.judge_cell(name, tables.get(source, []), cell, 'ca_sched', source)
+             for name, cell, source in cs.assign_cells(tables)]
+    collapses = [run for rows in tables.values() for run in cs.collapsed_runs(rows)]
+    return cells, collapses, cs.verdict(cells, collapses)
+
+
+def test_deltas_match_a_naive_t_interval_and_all_good_cells_pass():
+    rng = random.Random(0)
+    rows = all_cells(rng)
+    tables = {'core.csv': rows[cs.CELLS[0][0]], 'rest.csv': sum(
+        (rows[name] for name, _ in cs.CELLS[1:]), [])}
+    cells, collapses, verdict = judge(tables)
+    assert verdict == 'PASS' and not collapses
+    assert [c.source for c in cells] == ['core.csv'] + ['rest.csv'] * 4
+    mean = sum(GOOD) / 5
+    sd = math.sqrt(sum((d - mean) ** 2 for d in GOOD) / 4)
+    for c in cells:
+        for base in cs.BASELINES:
+            d = c.deltas[base]
+            assert d.mean == pytest.approx(mean, abs=1e-3)
+            assert d.low == pytest.approx(mean - T_975_4 * sd / math.sqrt(5), abs=1e-3)
+            assert d.wins == 5 and d.n == 5
+
+
+@pytest.mark.parametrize('diffs, reason', [
+    ((3.0, 2.0, 2.5, -0.5, -0.2), 'three wins'),  # only 3 wins (and the interval reaches 0)
+    ((9.0, 0.5, 0.4, 0.3, -0.1), 'interval'),  # four wins, interval reaches below 0
+    ((-1.0, -2.0, -1.5, -2.5, -0.8), 'worse'),
+])
+def test_a_failing_cell_fails_the_rule(diffs, reason):
+    rng = random.Random(1)
+    name = cs.CELLS[3][0]
+    rows = all_cells(rng, {name: (GOOD, diffs)})
+    tables = {f'{i}.csv': r for i, r in enumerate(rows.values())}
+    cells, _, verdict = judge(tables)
+    assert verdict == 'FAIL', reason
+    assert [c.passed for c in cells] == [True, True, True, False, True]
+    d = cells[3].deltas['ft_lq']
+    assert d.low <= 0 or d.wins < cs.MIN_WINS
+
+
+def test_a_collapse_anywhere_fails_and_missing_seeds_or_cells_are_incomplete():
+    rng = random.Random(2)
+    rows = all_cells(rng)
+    tables = {f'{i}.csv': r for i, r in enumerate(rows.values())}
+    tables['0.csv'][0]['F1'] = '0.0000'  # the core cell's lq, seed 3: collapsed
+    cells, collapses, verdict = judge(tables)
+    assert verdict == 'FAIL' and collapses == ['lq[-] multi_deg_x4 seed 3']
+    # No collapse, one seed of one cell missing, one cell not run at all: incomplete.
+    rows = all_cells(rng)
+    tables = {f'{i}.csv': r for i, r in enumerate(rows.values())}
+    tables['1.csv'] = [r for r in tables['1.csv'] if not (r['method'] == 'hicd'
+                                                          and r['seed'] == '7')]
+    del tables['4.csv']
+    cells, collapses, verdict = judge(tables)
+    assert verdict == 'INCOMPLETE' and not collapses
+    assert [c.complete for c in cells] == [True, False, True, True, False]
+    assert cells[4].source is None and cells[1].deltas['lq'].n == 4
+
+
+def test_cli_reports_every_cell_and_rejects_bad_input(tmp_path, capsys):
+    rng = random.Random(3)
+    rows = all_cells(rng)
+    paths = [write_csv(tmp_path / f'c{i}.csv', r) for i, r in enumerate(rows.values())]
+    cs.main(['--variant', 'ca_sched', *paths[:4]])
+    out = capsys.readouterr().out
+    assert out.count('| yes |') == 4 and '| not run |' in out
+    assert out.strip().endswith('Verdict: INCOMPLETE')
+    with pytest.raises(SystemExit) as exc:
+        cs.main(['--variant', 'ca_sched', str(tmp_path / 'missing.csv')])
+    assert exc.value.code == 2
+    assert 'no such results file' in capsys.readouterr().err
+    val = [dict(r, split='val') for r in rows[cs.CELLS[0][0]]]
+    with pytest.raises(SystemExit):
+        cs.main(['--variant', 'ca_sched', write_csv(tmp_path / 'val.csv', val)])
+    assert 'val split' in capsys.readouterr().err

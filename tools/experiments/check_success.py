@@ -1,0 +1,179 @@
+"""The issue-11 success rule of docs/results.md, applied to the confirmation's results.
+
+Rule (fixed before the confirmation ran): no run of any method ends in the all-"no change"
+state (test F1 = 0); in every cell the paired ΔF1 of the chosen HiCD against ``lq`` and against
+``ft_lq`` has a 95 % t-interval above 0 (5 seeds, 4 degrees of freedom) and HiCD is ahead on at
+least 4 of the 5 seeds. Every expected cell is reported, including those that have not run
+(or not completely): the verdict is ``PASS`` only when every cell is complete and passes,
+``FAIL`` as soon as a collapse or a complete failing cell exists, ``INCOMPLETE`` otherwise::
+
+    python tools/experiments/check_success.py --variant ca_sched \
+        docs/experiments/issue11/conf_*/results.csv
+
+A cell is one (detector, dataset, iterations, setting) group of test-split rows; the
+expected cells are :data:`CELLS` (the protocol's core cell and its four breadth cells). The paired
+differences are those of the runner's tables (:func:`tools.analysis.report.paired_delta`).
+Exit status 0 with a verdict, 2 on bad input (a missing file, validation-split rows).
+"""
+import argparse
+import os.path as osp
+import sys
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+from tools.analysis import report  # noqa: E402
+
+SEEDS = (3, 4, 5, 6, 7)
+MIN_WINS = 4
+BASELINES = ('lq', 'ft_lq')
+REQUIRED = ('detector', 'dataset', 'setting', 'method', 'variant', 'seed', 'iters', 'split', 'F1')
+
+
+class Cell(NamedTuple):
+    """One cell of the rule: where the chosen HiCD is compared with its baselines."""
+    detector: str
+    dataset: str  # the runner's dataset label (``synthetic-cf0.02``: ``--change-fraction 0.02``)
+    iters: int
+    setting: str
+
+
+# The confirmation cells of docs/results.md section 0.
+CELLS = (
+    ('core: FC-Siam-diff, multi_deg_x4, 800 it',
+     Cell('fc_siam_diff', 'synthetic', 800, 'multi_deg_x4')),
+    ('FC-Siam-diff, resolution_x4, 300 it', Cell('fc_siam_diff', 'synthetic', 300,
+                                                 'resolution_x4')),
+    ('FC-Siam-diff, blur, 300 it', Cell('fc_siam_diff', 'synthetic', 300, 'blur')),
+    ('ChangeFormer-lite, multi_deg_x4, 300 it',
+     Cell('changeformer', 'synthetic', 300, 'multi_deg_x4')),
+    ('FC-Siam-diff, multi_deg_x4, 2 % change, 300 it',
+     Cell('fc_siam_diff', 'synthetic-cf0.02', 300, 'multi_deg_x4')),
+)
+
+
+def _in_cell(row: Dict[str, str], cell: Cell) -> bool:
+    return (row['detector'], row['dataset'], int(row['iters']), row['setting']) == cell
+
+
+class CellVerdict(NamedTuple):
+    """What the rule says of one cell."""
+    name: str
+    source: Optional[str]
+    deltas: Dict[str, Optional[report.PairedDelta]]
+    complete: bool
+    passed: Optional[bool]  # None while incomplete
+
+
+def _f1_by_seed(rows: Sequence[Dict[str, str]], cell: Cell, method: str,
+                variant: str) -> Dict[int, float]:
+    return {int(r['seed']): float(r['F1']) for r in rows
+            if _in_cell(r, cell) and r['method'] == method and r['variant'] == variant
+            and r['F1'] != ''}
+
+
+def judge_cell(name: str, rows: Sequence[Dict[str, str]], cell: Cell, variant: str,
+               source: Optional[str]) -> CellVerdict:
+    """The rule's verdict on one cell from its rows (those of one results CSV).
+
+    Args:
+        name (str): How the cell is reported.
+        rows (list[dict]): The test-split rows of the CSV the cell lives in.
+        cell (Cell): Which rows form the cell.
+        variant (str): The chosen HiCD variant.
+        source (str, optional): The CSV (``None``: the cell has no file).
+
+    Returns:
+        CellVerdict: Complete when HiCD and both baselines have every seed of :data:`SEEDS`.
+    """
+    hicd = _f1_by_seed(rows, cell, 'hicd', variant)
+    baselines = {b: _f1_by_seed(rows, cell, b, '') for b in BASELINES}
+    complete = all(set(SEEDS) <= set(f1) for f1 in (hicd, *baselines.values()))
+    deltas = {b: report.paired_delta({s: hicd[s] for s in SEEDS if s in hicd}, f1)
+              for b, f1 in baselines.items()}
+    passed = None
+    if complete:
+        passed = all(d is not None and d.n == len(SEEDS) and d.low > 0 and d.wins >= MIN_WINS
+                     for d in deltas.values())
+    return CellVerdict(name, source, deltas, complete, passed)
+
+
+def collapsed_runs(rows: Sequence[Dict[str, str]]) -> List[str]:
+    """Every run (any method) whose test F1 is 0, as ``method[variant] setting seed``."""
+    return [f"{r['method']}[{r['variant'] or '-'}] {r['setting']} seed {r['seed']}"
+            for r in rows if r['F1'] != '' and float(r['F1']) == 0]
+
+
+def verdict(cells: Sequence[CellVerdict], collapses: Sequence[str]) -> str:
+    """``PASS``, ``FAIL`` or ``INCOMPLETE`` (see the module docstring)."""
+    if collapses or any(c.passed is False for c in cells):
+        return 'FAIL'
+    return 'PASS' if all(c.passed for c in cells) else 'INCOMPLETE'
+
+
+def load(paths: Sequence[str]) -> Dict[str, List[Dict[str, str]]]:
+    """Test-split rows per CSV path.
+
+    Raises:
+        ValueError: A file is missing or holds validation rows (the rule reads test rows).
+    """
+    out = {}
+    for path in paths:
+        if not osp.isfile(path):
+            raise ValueError(f'{path}: no such results file')
+        rows = report.read_csv(path, REQUIRED)[1]
+        val = [r for r in rows if r['split'] != 'test']
+        if val:
+            raise ValueError(f'{path}: {len(val)} row(s) on the {val[0]["split"]} split; the '
+                             'rule reads the confirmation (test split) only')
+        out[path] = rows
+    return out
+
+
+def assign_cells(tables: Dict[str, List[Dict[str, str]]]
+                 ) -> List[Tuple[str, Cell, Optional[str]]]:
+    """Each expected cell with the CSV that holds its rows (``None``: not run yet)."""
+    return [(name, cell, next((path for path, rows in tables.items()
+                               if any(_in_cell(r, cell) for r in rows)), None))
+            for name, cell in CELLS]
+
+
+def markdown(cells: Sequence[CellVerdict], collapses: Sequence[str], variant: str) -> str:
+    """The report: one row per cell, the collapsed runs, the verdict."""
+    header = ['cell', 'ΔF1 vs lq [95 % CI] wins', 'ΔF1 vs ft_lq [95 % CI] wins', 'cell passes']
+    rows = []
+    for c in cells:
+        state = ('not run' if c.source is None else
+                 'incomplete' if not c.complete else 'yes' if c.passed else 'no')
+        rows.append([c.name] + [report.format_delta(c.deltas.get(b)) for b in BASELINES]
+                    + [state])
+    lines = [f'Issue-11 success rule, chosen HiCD `{variant}`, seeds {list(SEEDS)} '
+             f'(a cell passes with both intervals above 0 and >= {MIN_WINS} wins each)', '']
+    lines += report.markdown_table(header, rows, ['l', 'r', 'r', 'l'])
+    lines += ['', f'Collapsed runs (test F1 = 0, any method): {len(collapses)}'
+              + (': ' + '; '.join(collapses) if collapses else ''),
+              '', f'Verdict: {verdict(cells, collapses)}']
+    return '\n'.join(lines) + '\n'
+
+
+def main(argv: List[str] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('results', nargs='+', help='results.csv of the confirmation cells')
+    parser.add_argument('--variant', required=True, help='the chosen HiCD variant')
+    args = parser.parse_args(argv)
+    try:
+        tables = load(args.results)
+    except (OSError, ValueError) as exc:
+        print(f'check_success.py: error: {exc}', file=sys.stderr)
+        sys.exit(2)
+    cells = [judge_cell(name, tables.get(source, []), cell, args.variant, source)
+             for name, cell, source in assign_cells(tables)]
+    collapses = [f'{osp.basename(osp.dirname(path))}: {run}'
+                 for path, rows in tables.items() for run in collapsed_runs(rows)]
+    print(markdown(cells, collapses, args.variant), end='')
+
+
+if __name__ == '__main__':
+    main()
