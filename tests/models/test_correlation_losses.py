@@ -1053,3 +1053,86 @@ def test_every_distillation_loss_checks_its_weight_and_key(loss_type, kwargs, ke
             MODELS.build(dict(type=loss_type, loss_weight=weight, **kwargs))
     with pytest.raises(ValueError, match="loss_name must start with 'loss_'"):
         MODELS.build(dict(type=loss_type, loss_name='kd', **kwargs))
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize('grad', [True, False])
+def test_l2_normalize_half_precision_stays_finite(dtype, grad):
+    """float16 cannot hold eps ** 2 and over/underflows sums of squares: the norms are taken
+    in float32, so a zero vector stays zero and large or tiny vectors get unit norm, with a
+    gradient close to the float64 one. (At a zero vector the gradient is dy / eps = 1e6 dy,
+    which float16 cannot hold: the test gives it dy = 0 there, as the loss terms do where
+    student and teacher vanish together and as a ReLU's backward makes of it anyway.)"""
+    x0 = torch.randn(2, 16, 4, generator=torch.Generator().manual_seed(51), dtype=torch.float64)
+    x0[:, :, 0] = 0
+    x0[:, :, 1] = 300.0  # sum of squares 1.44e6 > float16's 65504
+    x0[:, :, 2] = 1e-4  # sum of squares 1.6e-7, below float16's smallest normal
+    x = x0.to(dtype).requires_grad_(grad)
+    y = corr.l2_normalize_positions(x)
+    assert y.dtype == dtype
+    norms = y.double().norm(dim=1)
+    assert norms[:, 0].abs().max() == 0
+    assert torch.allclose(norms[:, 1:], torch.ones_like(norms[:, 1:]), atol=1e-2)
+    ref = corr.l2_normalize_positions(x.detach().double())
+    assert (y.double() - ref).abs().max() < 1e-2
+    if grad:
+        probe = torch.randn(y.shape, generator=torch.Generator().manual_seed(52))
+        probe[:, :, 0] = 0
+        (g,) = torch.autograd.grad((y * probe.to(dtype)).sum(), x)
+        x64 = x.detach().double().requires_grad_()
+        (g_ref,) = torch.autograd.grad((corr.l2_normalize_positions(x64) * probe.double()).sum(),
+                                       x64)
+        assert g.dtype == dtype and torch.isfinite(g).all()
+        assert rel(g.double(), g_ref) < 2e-2
+
+
+@pytest.mark.parametrize('module', [SelfCorrelationLoss(), GlobalCorrelationLoss()])
+def test_half_precision_maps_with_a_zero_position_give_finite_losses(module):
+    """ReLU maps in float16 (as under --amp on a GPU) with an all-zero position: value and
+    gradient finite and close to float64's."""
+    g = torch.Generator().manual_seed(53)
+    s = torch.randn(3, 8, 6, 5, generator=g, dtype=torch.float64).relu()
+    t = torch.randn(3, 8, 6, 5, generator=g, dtype=torch.float64).relu()
+    s[:, :, 0, 0] = 0
+    t[:, :, 0, 0] = 0
+    half = s.half().requires_grad_()
+    value = module(half, t.half())
+    (grad,) = torch.autograd.grad(value, half)
+    ref = module(s, t)
+    assert torch.isfinite(value) and torch.isfinite(grad).all()
+    assert abs(value.double() - ref) < 5e-3 * ref
+
+
+def test_dense_weighted_grams_keep_the_accumulation_precision():
+    """The dense path (most weights distinct) of bfloat16 inputs is as precise as the
+    moved-position path: sqrt(w) is taken in the accumulation dtype, not rounded to bfloat16."""
+    g = torch.Generator().manual_seed(54)
+    x_s = torch.randn(3, 5, 30, generator=g).bfloat16()
+    x_t = torch.randn(3, 4, 30, generator=g).bfloat16()
+    w = weight_patterns()['distinct']
+    grams = corr.weighted_pair_grams(x_s, x_t, w, torch.float32)
+    expected = naive_weighted_grams(x_s.double(), x_t.double(), w.double())
+    for got, ref in zip(grams, expected):
+        assert got.dtype == torch.float32 and rel(got.double(), ref) < 1e-6
+
+
+def test_change_fraction_on_a_grid_finer_in_one_dimension_only():
+    """A label taller than the grid but narrower: rows are averaged, columns repeated (the
+    change of one label row is not lost); equal to averaging the column-repeated label and to
+    an explicit count."""
+    label = torch.zeros(2, 8, 2, dtype=torch.long)
+    label[0, 1, :] = 1
+    label[1, :, 1] = 1
+    label[1, 6, 0] = 255
+    changed, valid = corr.change_fraction_on_grid(label, (4, 4))
+    wide = label.repeat_interleave(2, dim=2)  # 8 x 4: coarser grid in both dimensions
+    changed_ref, valid_ref = corr.change_fraction_on_grid(wide, (4, 4))
+    assert torch.equal(changed, changed_ref) and torch.equal(valid, valid_ref)
+    explicit = torch.zeros(2, 4, 4)
+    for b in range(2):
+        for i in range(4):
+            for j in range(4):
+                pixels = label[b, 2 * i:2 * i + 2, j // 2]
+                explicit[b, i, j] = (pixels == 1).float().mean()
+    assert torch.allclose(changed.view(2, 4, 4), explicit)
+    assert changed[0].view(4, 4)[0].tolist() == [0.5] * 4

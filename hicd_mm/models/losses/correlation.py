@@ -214,23 +214,34 @@ def flatten_features(feat: Tensor, normalize: bool = True, pool_size: Optional[i
     return x
 
 
+def _inverse_norms(x: Tensor, eps: float) -> Tuple[Tensor, Tensor]:
+    """``1 / max(||x_n||_2, eps)`` per position ``(B, 1, N)`` and where the norm is above ``eps``.
+
+    Computed in at least float32: in float16 ``eps ** 2`` rounds to 0 and sums of squares
+    over- or underflow (a zero vector would give ``0 * inf = NaN``).
+    """
+    work = x if x.dtype in (torch.float32, torch.float64) else x.float()
+    # rsqrt(max(||x||^2, eps^2)): a plain sum of squares over the channels is several times
+    # faster on a CPU than linalg.vector_norm over dim 1.
+    sq_norm = work.square().sum(dim=1, keepdim=True)
+    unclamped = sq_norm >= eps * eps
+    return sq_norm.clamp_min_(eps * eps).rsqrt_(), unclamped
+
+
 class _L2NormalizePositions(torch.autograd.Function):
     """``y = x / max(||x||_2, eps)`` over dim 1 of ``(B, C, N)``, with a fused backward.
 
     ``dx = (dy - y <y, dy>) / ||x||`` where the norm is above ``eps`` and ``dy / eps`` where it
     is clamped; one full-size temporary instead of the five of autograd's graph of the same
     expression (on a CPU the allocations of full-size temporaries cost more than the
-    arithmetic). Not twice differentiable.
+    arithmetic). Half-precision inputs are normalised in float32 and the result cast back.
+    Not twice differentiable.
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, eps: float) -> Tensor:
-        sq_norm = x.square().sum(dim=1, keepdim=True)
-        unclamped = sq_norm >= eps * eps
-        # 1 / max(||x||, eps) as rsqrt(max(||x||^2, eps^2)): a plain sum of squares over the
-        # channels is several times faster on a CPU than linalg.vector_norm over dim 1.
-        inv_norm = sq_norm.clamp_min_(eps * eps).rsqrt_()
-        y = x * inv_norm
+        inv_norm, unclamped = _inverse_norms(x, eps)
+        y = (x * inv_norm).to(x.dtype)
         ctx.save_for_backward(y, inv_norm, unclamped)
         return y
 
@@ -238,16 +249,21 @@ class _L2NormalizePositions(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_y: Tensor) -> Tuple[Tensor, None]:
         y, inv_norm, unclamped = ctx.saved_tensors
-        along = torch.linalg.vecdot(y, grad_y, dim=1).unsqueeze(1) * unclamped
+        if y.dtype != inv_norm.dtype:  # half precision: the projection in float32
+            y, grad_in = y.to(inv_norm.dtype), grad_y.to(inv_norm.dtype)
+        else:
+            grad_in = grad_y
+        along = torch.linalg.vecdot(y, grad_in, dim=1).unsqueeze(1) * unclamped
         grad_x = y * along
-        torch.sub(grad_y, grad_x, out=grad_x)
-        return grad_x.mul_(inv_norm), None
+        torch.sub(grad_in, grad_x, out=grad_x)
+        return grad_x.mul_(inv_norm).to(grad_y.dtype), None
 
 
 def l2_normalize_positions(x: Tensor, eps: float = 1e-6) -> Tensor:
     """Divide every position vector of ``(B, C, N)`` features by ``max(||x||_2, eps)``.
 
-    A zero vector stays zero with a finite gradient. Equals
+    A zero vector stays zero with a finite gradient, in every floating dtype (the norms of
+    float16/bfloat16 inputs are taken in float32). Equals
     ``x * x.square().sum(1, keepdim=True).clamp_min(eps ** 2).rsqrt()`` in value and gradient
     (tested), with a cheaper backward pass (:class:`_L2NormalizePositions`).
 
@@ -261,7 +277,7 @@ def l2_normalize_positions(x: Tensor, eps: float = 1e-6) -> Tensor:
     if x.dim() != 3:
         raise ValueError(f'expected (B, C, N) features, got shape {tuple(x.shape)}')
     if not (torch.is_grad_enabled() and x.requires_grad):
-        return x * x.square().sum(dim=1, keepdim=True).clamp_min_(eps * eps).rsqrt_()
+        return (x * _inverse_norms(x, eps)[0]).to(x.dtype)
     return _L2NormalizePositions.apply(x, eps)
 
 
@@ -297,8 +313,9 @@ def change_fraction_on_grid(label: Tensor, size: Tuple[int, int],
     Args:
         label (Tensor): Ground truth ``(B, H, W)`` or ``(B, 1, H, W)`` with 0 (unchanged),
             1 (changed) and ``ignore_index``.
-        size (tuple[int, int]): The grid ``(h, w)``. A grid finer than the label takes the
-            nearest label pixel.
+        size (tuple[int, int]): The grid ``(h, w)``. Along a dimension where the grid is
+            finer than the label a cell takes the nearest label pixel; where it is coarser,
+            the mean over its label pixels.
         ignore_index (int): Label value without a class.
 
     Returns:
@@ -312,11 +329,14 @@ def change_fraction_on_grid(label: Tensor, size: Tuple[int, int],
     valid = (label != ignore_index).float()[:, None]
     changed = (label == 1).float()[:, None] * valid
     if tuple(label.shape[-2:]) != tuple(size):
-        if label.shape[-2] >= size[0] and label.shape[-1] >= size[1]:
-            valid, changed = (F.adaptive_avg_pool2d(t, size) for t in (valid, changed))
-        else:
-            valid, changed = (F.interpolate(t, size=size, mode='nearest')
+        # Per dimension: repeat the label where the grid is finer (nearest), then average
+        # the label pixels of every cell where it is coarser.
+        finer = (max(label.shape[-2], size[0]), max(label.shape[-1], size[1]))
+        if finer != tuple(label.shape[-2:]):
+            valid, changed = (F.interpolate(t, size=finer, mode='nearest')
                               for t in (valid, changed))
+        if finer != tuple(size):
+            valid, changed = (F.adaptive_avg_pool2d(t, size) for t in (valid, changed))
     return changed.flatten(1), valid.flatten(1)
 
 
@@ -632,8 +652,10 @@ def weighted_pair_grams(x_s: Tensor, x_t: Tensor, weights: Tensor, dtype: torch.
     k = int(moved.sum(1).max()) if moved.numel() else 0
     n = x_s.shape[2]
     if 6 * k > 5 * n:
-        root = weights.sqrt()[:, None]
-        return pair_grams(x_s * root.to(x_s.dtype), x_t * root.to(x_t.dtype), dtype)
+        # In the accumulation dtype: sqrt(w) rounded to a half-precision input's dtype
+        # would cost the dense path the precision of the other one.
+        root = weights.to(dtype).sqrt()[:, None]
+        return pair_grams(x_s.to(dtype) * root, x_t.to(dtype) * root, dtype)
     grams = plain() if plain is not None else pair_grams(x_s, x_t, dtype)
     scale = base.view(-1, 1, 1)
     g_ss, g_tt, g_st = (scale * g for g in grams)
