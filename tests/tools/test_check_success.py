@@ -6,6 +6,7 @@ import random
 import pytest
 
 from tools.experiments import check_success as cs
+from tools.experiments.plan import CSV_COLUMNS
 
 T_975_4 = 2.7764451051977987  # two-sided 95 % t quantile, 4 degrees of freedom
 
@@ -13,7 +14,8 @@ T_975_4 = 2.7764451051977987  # two-sided 95 % t quantile, 4 degrees of freedom
 def rows_of(cell, method, f1_by_seed, variant=''):
     return [dict(detector=cell.detector, dataset=cell.dataset, setting=cell.setting,
                  method=method, variant=variant, seed=str(seed), iters=str(cell.iters),
-                 split='test', F1=f'{f1:.4f}') for seed, f1 in f1_by_seed.items()]
+                 teacher_iters='800', split='test', F1=f'{f1:.4f}')
+            for seed, f1 in f1_by_seed.items()]
 
 
 def cell_rows(cell, hicd_minus_lq, hicd_minus_ft, rng):
@@ -29,8 +31,7 @@ def cell_rows(cell, hicd_minus_lq, hicd_minus_ft, rng):
 
 def write_csv(path, rows):
     with open(path, 'w', newline='') as f:
-        writer = csv.DictWriter(f, fieldnames=list(cs.REQUIRED) + ['work_dir'],
-                                restval='')
+        writer = csv.DictWriter(f, fieldnames=list(CSV_COLUMNS), restval='')
         writer.writeheader()
         writer.writerows(rows)
     return str(path)
@@ -46,8 +47,7 @@ def all_cells(rng, overrides=None):
 
 
 def judge(tables):
-    cells = [cs.judge_cell(name, tables.get(source, []), cell, 'ca_sched', source)
-             for name, cell, source in cs.assign_cells(tables)]
+    cells = cs.judge_all(tables, 'ca_sched')
     collapses = [run for rows in tables.values() for run in cs.collapsed_runs(rows)]
     return cells, collapses, cs.verdict(cells, collapses)
 

@@ -11,25 +11,27 @@ least 4 of the 5 seeds. Every expected cell is reported, including those that ha
         docs/experiments/issue11/conf_*/results.csv
 
 A cell is one (detector, dataset, iterations, setting) group of test-split rows; the
-expected cells are :data:`CELLS` (the protocol's core cell and its four breadth cells). The paired
-differences are those of the runner's tables (:func:`tools.analysis.report.paired_delta`).
+expected cells are :data:`CELLS` (the protocol's core cell and its four breadth cells). The
+rows are read and grouped as the runner's tables do (:func:`tools.experiments.launch.
+read_results`, :func:`tools.experiments.summary.collect`), and the paired differences are
+theirs (:func:`tools.analysis.report.paired_delta`).
 Exit status 0 with a verdict, 2 on bad input (a missing file, validation-split rows).
 """
 import argparse
 import os.path as osp
 import sys
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from tools.analysis import report  # noqa: E402
+from tools.experiments import launch, summary  # noqa: E402
 
 SEEDS = (3, 4, 5, 6, 7)
 MIN_WINS = 4
 BASELINES = ('lq', 'ft_lq')
-REQUIRED = ('detector', 'dataset', 'setting', 'method', 'variant', 'seed', 'iters', 'split', 'F1')
 
 
 class Cell(NamedTuple):
@@ -54,8 +56,21 @@ CELLS = (
 )
 
 
-def _in_cell(row: Dict[str, str], cell: Cell) -> bool:
-    return (row['detector'], row['dataset'], int(row['iters']), row['setting']) == cell
+Scores = Dict[summary.Cell, Dict[int, float]]  # (method, variant) -> seed -> test F1
+
+
+def cell_scores(rows: Sequence[Dict[str, str]], cell: Cell) -> Optional[Scores]:
+    """The test F1 of every (method, variant) of ``cell`` in ``rows`` (``None``: not there).
+
+    Raises:
+        ValueError: The rows hold the cell more than once (e.g. with two teacher budgets).
+    """
+    found = [settings[cell.setting] for group, settings in summary.collect(rows).items()
+             if (group.detector, group.dataset, group.iters, group.split)
+             == (cell.detector, cell.dataset, cell.iters, 'test') and cell.setting in settings]
+    if len(found) > 1:
+        raise ValueError(f'{cell} appears in {len(found)} groups of one results file')
+    return found[0] if found else None
 
 
 class CellVerdict(NamedTuple):
@@ -67,29 +82,22 @@ class CellVerdict(NamedTuple):
     passed: Optional[bool]  # None while incomplete
 
 
-def _f1_by_seed(rows: Sequence[Dict[str, str]], cell: Cell, method: str,
-                variant: str) -> Dict[int, float]:
-    return {int(r['seed']): float(r['F1']) for r in rows
-            if _in_cell(r, cell) and r['method'] == method and r['variant'] == variant
-            and r['F1'] != ''}
-
-
-def judge_cell(name: str, rows: Sequence[Dict[str, str]], cell: Cell, variant: str,
+def judge_cell(name: str, scores: Optional[Scores], variant: str,
                source: Optional[str]) -> CellVerdict:
-    """The rule's verdict on one cell from its rows (those of one results CSV).
+    """The rule's verdict on one cell.
 
     Args:
         name (str): How the cell is reported.
-        rows (list[dict]): The test-split rows of the CSV the cell lives in.
-        cell (Cell): Which rows form the cell.
+        scores (dict, optional): The cell's :func:`cell_scores` (``None``: not run yet).
         variant (str): The chosen HiCD variant.
-        source (str, optional): The CSV (``None``: the cell has no file).
+        source (str, optional): The CSV the scores come from.
 
     Returns:
         CellVerdict: Complete when HiCD and both baselines have every seed of :data:`SEEDS`.
     """
-    hicd = _f1_by_seed(rows, cell, 'hicd', variant)
-    baselines = {b: _f1_by_seed(rows, cell, b, '') for b in BASELINES}
+    scores = scores or {}
+    hicd = scores.get(('hicd', variant), {})
+    baselines = {b: scores.get((b, ''), {}) for b in BASELINES}
     complete = all(set(SEEDS) <= set(f1) for f1 in (hicd, *baselines.values()))
     deltas = {b: report.paired_delta({s: hicd[s] for s in SEEDS if s in hicd}, f1)
               for b, f1 in baselines.items()}
@@ -117,13 +125,14 @@ def load(paths: Sequence[str]) -> Dict[str, List[Dict[str, str]]]:
     """Test-split rows per CSV path.
 
     Raises:
-        ValueError: A file is missing or holds validation rows (the rule reads test rows).
+        ValueError: A file is missing, is not a results CSV of the runner, or holds validation
+            rows (the rule reads test rows).
     """
     out = {}
     for path in paths:
         if not osp.isfile(path):
             raise ValueError(f'{path}: no such results file')
-        rows = report.read_csv(path, REQUIRED)[1]
+        rows = launch.read_results(path)
         val = [r for r in rows if r['split'] != 'test']
         if val:
             raise ValueError(f'{path}: {len(val)} row(s) on the {val[0]["split"]} split; the '
@@ -132,12 +141,18 @@ def load(paths: Sequence[str]) -> Dict[str, List[Dict[str, str]]]:
     return out
 
 
-def assign_cells(tables: Dict[str, List[Dict[str, str]]]
-                 ) -> List[Tuple[str, Cell, Optional[str]]]:
-    """Each expected cell with the CSV that holds its rows (``None``: not run yet)."""
-    return [(name, cell, next((path for path, rows in tables.items()
-                               if any(_in_cell(r, cell) for r in rows)), None))
-            for name, cell in CELLS]
+def judge_all(tables: Dict[str, List[Dict[str, str]]], variant: str) -> List[CellVerdict]:
+    """Every expected cell, judged from the first CSV that holds it."""
+    verdicts = []
+    for name, cell in CELLS:
+        source = scores = None
+        for path, rows in tables.items():
+            scores = cell_scores(rows, cell)
+            if scores is not None:
+                source = path
+                break
+        verdicts.append(judge_cell(name, scores, variant, source))
+    return verdicts
 
 
 def markdown(cells: Sequence[CellVerdict], collapses: Sequence[str], variant: str) -> str:
@@ -165,11 +180,10 @@ def main(argv: List[str] = None) -> None:
     args = parser.parse_args(argv)
     try:
         tables = load(args.results)
+        cells = judge_all(tables, args.variant)
     except (OSError, ValueError) as exc:
         print(f'check_success.py: error: {exc}', file=sys.stderr)
         sys.exit(2)
-    cells = [judge_cell(name, tables.get(source, []), cell, args.variant, source)
-             for name, cell, source in assign_cells(tables)]
     collapses = [f'{osp.basename(osp.dirname(path))}: {run}'
                  for path, rows in tables.items() for run in collapsed_runs(rows)]
     print(markdown(cells, collapses, args.variant), end='')
