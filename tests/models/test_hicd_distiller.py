@@ -375,3 +375,58 @@ def test_hicd_mixins_build(mixin, teacher_ckpt):
         assert hooks[1].scale_at(50, 100) == pytest.approx(0.5)
     if mixin == 'hicd_grad_ratio':
         assert type(hooks[1]).__name__ == 'DistillGradientRatioHook'
+
+
+def with_head_dropout(cfg, ratio=0.1):
+    cfg = copy.deepcopy(cfg)
+    cfg.decode_head.dropout_ratio = ratio
+    return cfg
+
+
+def change_losses(model, dropout_p):
+    """The change-feature losses of one training batch, the head's dropout at ``dropout_p``."""
+    model.student.decode_head.dropout.p = dropout_p
+    torch.manual_seed(3)
+    data = model.data_preprocessor(batch(), True)
+    with torch.no_grad():
+        losses = model(**data, mode='loss')
+    return {k: v for k, v in losses.items() if k.startswith('distill.loss_chg')}
+
+
+def test_change_feature_is_taken_before_the_heads_dropout(teacher_ckpt):
+    """The teacher (eval mode) has no dropout noise in its change feature, the student neither."""
+    student = with_head_dropout(detector_cfg())
+    model = build(teacher_ckpt, student=student, teacher=detector_cfg())
+    model.train()
+    assert model._recorders['student_chg'].path == 'decode_head.dropout'
+    assert model._recorders['teacher_chg'].path == 'decode_head.conv_seg'  # no dropout there
+    noisy, clean = change_losses(model, 0.5), change_losses(model, 0.0)
+    assert noisy.keys() == clean.keys() and len(clean) == 2
+    for key in clean:
+        torch.testing.assert_close(noisy[key], clean[key])
+    # the classifier's input itself (after the dropout) gives other losses: the test can fail
+    after = build(teacher_ckpt, student=student, teacher=detector_cfg(),
+                  change_feature=dict(before_dropout=False))
+    after.train()
+    assert after._recorders['student_chg'].path == 'decode_head.conv_seg'
+    after.load_state_dict(model.state_dict())
+    noisy, clean = change_losses(after, 0.5), change_losses(after, 0.0)
+    assert not torch.allclose(noisy['distill.loss_chg_global'], clean['distill.loss_chg_global'])
+
+
+def test_change_feature_before_a_dropout_that_does_not_feed_the_classifier_is_an_error(
+        teacher_ckpt):
+    from hicd_mm.models.decode_heads import FCSiamDiffHead
+
+    class ScaledClassifierHead(FCSiamDiffHead):
+        def cls_seg(self, feat):
+            return self.conv_seg(2 * self.dropout(feat))
+
+    MODELS.register_module('_TestScaledClassifierHead', module=ScaledClassifierHead, force=True)
+    student = with_head_dropout(detector_cfg())
+    student.decode_head.type = '_TestScaledClassifierHead'
+    with pytest.raises(ValueError, match=r"'decode_head.dropout'.*not the classifier's input"
+                                         r".*change_feature.before_dropout=False"):
+        build(teacher_ckpt, student=student, teacher=detector_cfg())
+    build(teacher_ckpt, student=student, teacher=detector_cfg(),
+          change_feature=dict(before_dropout=False))

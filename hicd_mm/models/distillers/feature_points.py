@@ -74,6 +74,36 @@ def resolve_feature_points(preset: str, semantic_paths: Union[None, str, Sequenc
 
 
 RECORD_SOURCES = ('output', 'input')
+DROPOUT_TYPES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
+                 nn.FeatureAlphaDropout)
+
+
+def change_feature_point(model: nn.Module, classifier_path: str,
+                         before_dropout: bool = True) -> str:
+    """The module path whose input is recorded as the change feature.
+
+    mmseg's ``BaseDecodeHead.cls_seg`` (inherited by Open-CD's heads) applies the head's
+    ``dropout`` (``nn.Dropout2d`` when ``dropout_ratio > 0``, e.g. ChangeFormer and the Changer
+    family) and then the classifier ``conv_seg``. The teacher runs in eval mode, so its
+    classifier input carries no dropout; in training the student's would, and then not even a
+    student with the teacher's weights could match the teacher's correlations. So, with
+    ``before_dropout``, when the classifier's parent module has a dropout layer named
+    ``dropout``, the input of that layer is recorded instead (the distiller's dry run checks
+    that, in eval mode, it is the classifier's input).
+
+    Args:
+        model (nn.Module): The detector.
+        classifier_path (str): Path of the module whose input is the change feature.
+        before_dropout (bool): Take the feature before the head's dropout, if there is one.
+
+    Returns:
+        str: ``classifier_path``, or the path of its sibling ``dropout`` layer.
+    """
+    parent, _, _ = classifier_path.rpartition('.')
+    if not before_dropout or not parent:
+        return classifier_path
+    dropout = getattr(get_submodule(model, parent), 'dropout', None)
+    return f'{parent}.dropout' if isinstance(dropout, DROPOUT_TYPES) else classifier_path
 
 
 def get_submodule(model: nn.Module, path: str) -> nn.Module:

@@ -18,8 +18,8 @@ from hicd_mm.registry import MODELS, build_in_hicd_scope
 from hicd_mm.utils.checkpoint import load_teacher_weights, state_dict_mismatch
 from ..losses.base_correlation_loss import BaseCorrelationLoss
 from ..losses.correlation import FeaturePreparation, PreparedPair, prepare_pair
-from .feature_points import (ModuleRecorder, SemanticRecorder, count_module_calls,
-                             resolve_feature_points)
+from .feature_points import (ModuleRecorder, SemanticRecorder, change_feature_point,
+                             count_module_calls, resolve_feature_points)
 
 # semantic: per encoder stage and date; semantic_pair: per stage, the (t1, t2) pair;
 # change: the decoder feature fed to the classifier; change_logits: the classifier's output.
@@ -168,7 +168,9 @@ class HiCDDistiller(BaseModel):
             with different depths).
         change_feature (dict, optional): Overrides of the preset: ``student``/``teacher``
             module paths whose *input* is the change feature and whose output, for
-            ``change_logits`` terms, are the class logits (the classifier).
+            ``change_logits`` terms, are the class logits (the classifier); and
+            ``before_dropout`` (default True): record the classifier's input before the
+            head's ``dropout`` layer, when it has one (see :func:`change_feature_point`).
         init_student_from_teacher (bool): Copy the teacher's weights into the student at
             initialisation; the architectures must match (checked at build).
         allow_random_teacher (bool): Allow ``teacher_ckpt=None`` (tests and benchmarks only).
@@ -220,6 +222,7 @@ class HiCDDistiller(BaseModel):
         self.init_student_from_teacher = init_student_from_teacher
         semantic_feature = dict(semantic_feature or {})
         change_feature = dict(change_feature or {})
+        before_dropout = change_feature.pop('before_dropout', True)
         presets = feature_preset if isinstance(feature_preset, dict) else dict(
             student=feature_preset, teacher=feature_preset)
         stages = semantic_feature.get('stages')
@@ -233,7 +236,8 @@ class HiCDDistiller(BaseModel):
                 split.get(role) if isinstance(split, dict) else split, change_feature.get(role))
             self._recorders[f'{role}_sem'] = SemanticRecorder(model, points['semantic'],
                                                               points['split'], role)
-            self._recorders[f'{role}_chg'] = ModuleRecorder(model, points['change'], 'input')
+            self._recorders[f'{role}_chg'] = ModuleRecorder(
+                model, change_feature_point(model, points['change'], before_dropout), 'input')
             self._recorders[f'{role}_logits'] = ModuleRecorder(model, points['change'],
                                                                'output')
         if init_student_from_teacher:
@@ -334,14 +338,29 @@ class HiCDDistiller(BaseModel):
             x = torch.zeros(1, 2 * getattr(model, 'backbone_inchannels', 3), *probe_size)
             sem, chg = self._recorders[f'{role}_sem'], self._recorders[f'{role}_chg']
             logits = self._recorders[f'{role}_logits']
+            # the classifier's own input, to check a change feature taken before its dropout
+            classifier_input = (ModuleRecorder(model, logits.path, 'input')
+                                if chg.path != logits.path else chg)
             counts, handles = count_module_calls(model)
             try:
-                with sem, chg, logits:
+                with sem, chg, logits, classifier_input:
                     model.decode_head(model.extract_feat(x))
             finally:
                 for handle in handles:
                     handle.remove()
+                if classifier_input is not chg:
+                    classifier_input.remove()
             sem.check_calls(counts)
+            if classifier_input is not chg and not (
+                    len(chg.buffer) == len(classifier_input.buffer) == 1
+                    and torch.equal(chg.get(0), classifier_input.get(0))):
+                raise ValueError(
+                    f'change feature of the {role}: {chg.path!r} is taken as the input of the '
+                    f'classifier {logits.path!r} before the head\'s dropout, but in eval mode '
+                    f'its input ({len(chg.buffer)} call(s)) is not the classifier\'s input '
+                    f'({len(classifier_input.buffer)} call(s)); set '
+                    'change_feature.before_dropout=False or point change_feature at the '
+                    'classifier whose input is the change feature')
             feats[role] = (self._semantic(role)[0], chg.get(0), logits.get(0))
         self.student.train(was_training)
         s_sem, t_sem = feats['student'][0], feats['teacher'][0]
