@@ -352,8 +352,9 @@ class HiCDDistiller(BaseModel):
                     classifier_input.remove()
             sem.check_calls(counts)
             if classifier_input is not chg and not (
-                    len(chg.buffer) == len(classifier_input.buffer) == 1
-                    and torch.equal(chg.get(0), classifier_input.get(0))):
+                    len(chg.buffer) == len(classifier_input.buffer) >= 1
+                    and all(torch.equal(a, b)
+                            for a, b in zip(chg.buffer, classifier_input.buffer))):
                 raise ValueError(
                     f'change feature of the {role}: {chg.path!r} is taken as the input of the '
                     f'classifier {logits.path!r} before the head\'s dropout, but in eval mode '
