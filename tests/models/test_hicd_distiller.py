@@ -398,8 +398,8 @@ def test_change_feature_is_taken_before_the_heads_dropout(teacher_ckpt):
     student = with_head_dropout(detector_cfg())
     model = build(teacher_ckpt, student=student, teacher=detector_cfg())
     model.train()
-    assert model._recorders['student_chg'].path == 'decode_head.dropout'
-    assert model._recorders['teacher_chg'].path == 'decode_head.conv_seg'  # no dropout there
+    assert model._recorders['student_chg'].dropout_path == 'decode_head.dropout'
+    assert model._recorders['teacher_chg'].dropout_path is None  # no dropout there
     noisy, clean = change_losses(model, 0.5), change_losses(model, 0.0)
     assert noisy.keys() == clean.keys() and len(clean) == 2
     for key in clean:
@@ -408,25 +408,73 @@ def test_change_feature_is_taken_before_the_heads_dropout(teacher_ckpt):
     after = build(teacher_ckpt, student=student, teacher=detector_cfg(),
                   change_feature=dict(before_dropout=False))
     after.train()
-    assert after._recorders['student_chg'].path == 'decode_head.conv_seg'
+    assert after._recorders['student_chg'].dropout_path is None
     after.load_state_dict(model.state_dict())
     noisy, clean = change_losses(after, 0.5), change_losses(after, 0.0)
     assert not torch.allclose(noisy['distill.loss_chg_global'], clean['distill.loss_chg_global'])
 
 
-def test_change_feature_before_a_dropout_that_does_not_feed_the_classifier_is_an_error(
-        teacher_ckpt):
+def recorded_and_classifier_input(model):
+    """The student's recorded change feature and its classifier's input, one training pass."""
+    seen = []
+    handle = model.student.decode_head.conv_seg.register_forward_pre_hook(
+        lambda module, args: seen.append(args[0]))
+    data = model.data_preprocessor(batch(), True)
+    recorder = model._recorders['student_chg']
+    try:
+        with recorder, torch.no_grad():
+            model.student.decode_head(model.student.extract_feat(data['inputs']))
+    finally:
+        handle.remove()
+    return recorder.buffer, seen
+
+
+def test_change_feature_is_the_classifier_input_when_not_the_dropouts_output(teacher_ckpt):
+    """A head that transforms its dropout's output (or calls its dropout elsewhere too)."""
     from hicd_mm.models.decode_heads import FCSiamDiffHead
 
     class ScaledClassifierHead(FCSiamDiffHead):
         def cls_seg(self, feat):
+            self.dropout(feat)  # a dropout call whose output the classifier never sees
             return self.conv_seg(2 * self.dropout(feat))
 
     MODELS.register_module('_TestScaledClassifierHead', module=ScaledClassifierHead, force=True)
     student = with_head_dropout(detector_cfg())
     student.decode_head.type = '_TestScaledClassifierHead'
-    with pytest.raises(ValueError, match=r"'decode_head.dropout'.*not the classifier's input"
-                                         r".*change_feature.before_dropout=False"):
-        build(teacher_ckpt, student=student, teacher=detector_cfg())
-    build(teacher_ckpt, student=student, teacher=detector_cfg(),
-          change_feature=dict(before_dropout=False))
+    model = build(teacher_ckpt, student=student, teacher=detector_cfg())
+    model.train()
+    recorded, classifier_input = recorded_and_classifier_input(model)
+    assert len(recorded) == len(classifier_input) == 1
+    assert recorded[0] is classifier_input[0]
+
+
+def test_change_feature_pairs_each_classifier_call_with_its_dropout_call(teacher_ckpt):
+    from hicd_mm.models.decode_heads import FCSiamDiffHead
+
+    class TwiceClassifiedHead(FCSiamDiffHead):
+        def cls_seg(self, feat):
+            return super().cls_seg(feat) + super().cls_seg(3 * feat)
+
+    MODELS.register_module('_TestTwiceClassifiedHead', module=TwiceClassifiedHead, force=True)
+    student = with_head_dropout(detector_cfg())
+    student.decode_head.type = '_TestTwiceClassifiedHead'
+    model = build(teacher_ckpt, student=student, teacher=detector_cfg())
+    model.train()
+    recorded, classifier_input = recorded_and_classifier_input(model)
+    assert len(recorded) == 2
+    torch.testing.assert_close(recorded[1], 3 * recorded[0])  # no dropout noise in either
+    assert not torch.allclose(classifier_input[1], 3 * classifier_input[0])
+
+
+def test_in_place_dropout_and_bad_change_feature_options(teacher_ckpt):
+    model = build(teacher_ckpt, student=with_head_dropout(detector_cfg()),
+                  teacher=detector_cfg())
+    model.student.decode_head.dropout.inplace = True
+    from hicd_mm.models.distillers.feature_points import ChangeFeatureRecorder
+    recorder = ChangeFeatureRecorder(model.student, 'decode_head.conv_seg')
+    assert recorder.dropout_path is None  # its input is overwritten: nothing to take
+    recorder.remove()
+    with pytest.raises(KeyError, match=r"change_feature has unknown key\(s\) \['befor_dropout'\]"):
+        build(teacher_ckpt, change_feature=dict(befor_dropout=False))
+    with pytest.raises(ValueError, match=r"change_feature.before_dropout must be True or False"):
+        build(teacher_ckpt, change_feature=dict(before_dropout='no'))

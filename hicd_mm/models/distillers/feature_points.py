@@ -12,7 +12,7 @@ returns (or receives) on every call; a :class:`SemanticRecorder` holds one recor
 semantic path and splits the records by date (per call, or by channel halves).
 """
 import difflib
-from typing import Any, Dict, List, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -78,32 +78,28 @@ DROPOUT_TYPES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaD
                  nn.FeatureAlphaDropout)
 
 
-def change_feature_point(model: nn.Module, classifier_path: str,
-                         before_dropout: bool = True) -> str:
-    """The module path whose input is recorded as the change feature.
+def head_dropout(model: nn.Module, classifier_path: str) -> Optional[Tuple[str, nn.Module]]:
+    """The dropout layer that mmseg-style heads apply to their classifier's input, if any.
 
-    mmseg's ``BaseDecodeHead.cls_seg`` (inherited by Open-CD's heads) applies the head's
-    ``dropout`` (``nn.Dropout2d`` when ``dropout_ratio > 0``, e.g. ChangeFormer and the Changer
-    family) and then the classifier ``conv_seg``. The teacher runs in eval mode, so its
-    classifier input carries no dropout; in training the student's would, and then not even a
-    student with the teacher's weights could match the teacher's correlations. So, with
-    ``before_dropout``, when the classifier's parent module has a dropout layer named
-    ``dropout``, the input of that layer is recorded instead (the distiller's dry run checks
-    that, in eval mode, it is the classifier's input).
+    mmseg's ``BaseDecodeHead.cls_seg`` (inherited by Open-CD's heads) applies ``self.dropout``
+    (``nn.Dropout2d`` when ``dropout_ratio > 0``) and then ``conv_seg``.
 
     Args:
         model (nn.Module): The detector.
-        classifier_path (str): Path of the module whose input is the change feature.
-        before_dropout (bool): Take the feature before the head's dropout, if there is one.
+        classifier_path (str): Path of the classifier, e.g. ``'decode_head.conv_seg'``.
 
     Returns:
-        str: ``classifier_path``, or the path of its sibling ``dropout`` layer.
+        tuple[str, nn.Module] | None: Path and module of the classifier's sibling ``dropout``
+        when it is a dropout layer that does not work in place (an in-place dropout
+        overwrites its input, so the feature before it cannot be kept); else ``None``.
     """
     parent, _, _ = classifier_path.rpartition('.')
-    if not before_dropout or not parent:
-        return classifier_path
+    if not parent:
+        return None
     dropout = getattr(get_submodule(model, parent), 'dropout', None)
-    return f'{parent}.dropout' if isinstance(dropout, DROPOUT_TYPES) else classifier_path
+    if not isinstance(dropout, DROPOUT_TYPES) or dropout.inplace:
+        return None
+    return f'{parent}.dropout', dropout
 
 
 def get_submodule(model: nn.Module, path: str) -> nn.Module:
@@ -178,6 +174,57 @@ class ModuleRecorder:
     def remove(self) -> None:
         """Remove the hook from the model."""
         self._handle.remove()
+
+
+class ChangeFeatureRecorder(ModuleRecorder):
+    """Record a classifier's input, taken before the head's dropout when it comes from there.
+
+    The teacher runs in eval mode, so its classifier input carries no dropout; in training the
+    student's would, and then not even a student with the teacher's weights could match the
+    teacher's correlations. So when the tensor the classifier receives is the very tensor the
+    head's dropout layer (:func:`head_dropout`) returned in this pass, the dropout's input is
+    recorded instead; any other classifier input (no dropout, or a head that transforms the
+    dropout's output first) is recorded as it is. The pairing is by tensor identity, so it
+    holds in training mode whatever else the head does with its dropout layer.
+
+    Args:
+        model (nn.Module): Model that owns the classifier.
+        path (str): Dotted path of the classifier, e.g. ``'decode_head.conv_seg'``.
+        before_dropout (bool): Look for the head's dropout at all.
+    """
+
+    def __init__(self, model: nn.Module, path: str, before_dropout: bool = True) -> None:
+        super().__init__(model, path, 'input')
+        found = head_dropout(model, path) if before_dropout else None
+        self.dropout_path = found[0] if found else None
+        self._dropout_handle = (found[1].register_forward_hook(self._on_dropout)
+                                if found else None)
+        self._last_dropout = None  # (output, input) of the dropout's latest call in this pass
+
+    def _on_dropout(self, module: nn.Module, args: tuple, output: Tensor) -> None:
+        if self.active:
+            self._last_dropout = (output, args[0])
+
+    def _on_input(self, module: nn.Module, args: tuple) -> None:
+        if self.active:
+            x = args[0]
+            if self._last_dropout is not None and x is self._last_dropout[0]:
+                x = self._last_dropout[1]
+            self.buffer.append(x)
+
+    def __enter__(self) -> 'ChangeFeatureRecorder':
+        self._last_dropout = None
+        return super().__enter__()
+
+    def __exit__(self, *exc) -> None:
+        self._last_dropout = None
+        super().__exit__(*exc)
+
+    def remove(self) -> None:
+        """Remove the hooks from the model."""
+        super().remove()
+        if self._dropout_handle is not None:
+            self._dropout_handle.remove()
 
 
 class SemanticRecorder:

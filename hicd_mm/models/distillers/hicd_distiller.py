@@ -18,7 +18,7 @@ from hicd_mm.registry import MODELS, build_in_hicd_scope
 from hicd_mm.utils.checkpoint import load_teacher_weights, state_dict_mismatch
 from ..losses.base_correlation_loss import BaseCorrelationLoss
 from ..losses.correlation import FeaturePreparation, PreparedPair, prepare_pair
-from .feature_points import (ModuleRecorder, SemanticRecorder, change_feature_point,
+from .feature_points import (ChangeFeatureRecorder, ModuleRecorder, SemanticRecorder,
                              count_module_calls, resolve_feature_points)
 
 # semantic: per encoder stage and date; semantic_pair: per stage, the (t1, t2) pair;
@@ -131,7 +131,8 @@ class HiCDDistiller(BaseModel):
 
     * ``semantic``: per encoder stage and per date (t1, t2) -- one loss call each, averaged;
     * ``semantic_pair``: per encoder stage, on the (t1, t2) pair -- cross-correlation;
-    * ``change``: on the decoder's change feature (the input of the classifier);
+    * ``change``: on the decoder's change feature (the input of the classifier, before
+      the head's dropout);
     * ``change_logits``: on the classifier's output (response KD, :class:`ResponseKDLoss`).
 
     Each recorded map pair is prepared (resized, pooled, flattened, L2-normalised) once per
@@ -169,8 +170,9 @@ class HiCDDistiller(BaseModel):
         change_feature (dict, optional): Overrides of the preset: ``student``/``teacher``
             module paths whose *input* is the change feature and whose output, for
             ``change_logits`` terms, are the class logits (the classifier); and
-            ``before_dropout`` (default True): record the classifier's input before the
-            head's ``dropout`` layer, when it has one (see :func:`change_feature_point`).
+            ``before_dropout`` (default True): when the classifier's input is the output of
+            the head's ``dropout`` layer, record the dropout's input (see
+            :class:`ChangeFeatureRecorder`).
         init_student_from_teacher (bool): Copy the teacher's weights into the student at
             initialisation; the architectures must match (checked at build).
         allow_random_teacher (bool): Allow ``teacher_ckpt=None`` (tests and benchmarks only).
@@ -222,7 +224,14 @@ class HiCDDistiller(BaseModel):
         self.init_student_from_teacher = init_student_from_teacher
         semantic_feature = dict(semantic_feature or {})
         change_feature = dict(change_feature or {})
+        unknown = set(change_feature) - {'student', 'teacher', 'before_dropout'}
+        if unknown:
+            raise KeyError(f'change_feature has unknown key(s) {sorted(unknown)}; keys: '
+                           "'student', 'teacher' (module paths), 'before_dropout' (bool)")
         before_dropout = change_feature.pop('before_dropout', True)
+        if not isinstance(before_dropout, bool):
+            raise ValueError(f'change_feature.before_dropout must be True or False, got '
+                             f'{before_dropout!r}')
         presets = feature_preset if isinstance(feature_preset, dict) else dict(
             student=feature_preset, teacher=feature_preset)
         stages = semantic_feature.get('stages')
@@ -236,8 +245,8 @@ class HiCDDistiller(BaseModel):
                 split.get(role) if isinstance(split, dict) else split, change_feature.get(role))
             self._recorders[f'{role}_sem'] = SemanticRecorder(model, points['semantic'],
                                                               points['split'], role)
-            self._recorders[f'{role}_chg'] = ModuleRecorder(
-                model, change_feature_point(model, points['change'], before_dropout), 'input')
+            self._recorders[f'{role}_chg'] = ChangeFeatureRecorder(model, points['change'],
+                                                                   before_dropout)
             self._recorders[f'{role}_logits'] = ModuleRecorder(model, points['change'],
                                                                'output')
         if init_student_from_teacher:
@@ -338,30 +347,14 @@ class HiCDDistiller(BaseModel):
             x = torch.zeros(1, 2 * getattr(model, 'backbone_inchannels', 3), *probe_size)
             sem, chg = self._recorders[f'{role}_sem'], self._recorders[f'{role}_chg']
             logits = self._recorders[f'{role}_logits']
-            # the classifier's own input, to check a change feature taken before its dropout
-            classifier_input = (ModuleRecorder(model, logits.path, 'input')
-                                if chg.path != logits.path else chg)
             counts, handles = count_module_calls(model)
             try:
-                with sem, chg, logits, classifier_input:
+                with sem, chg, logits:
                     model.decode_head(model.extract_feat(x))
             finally:
                 for handle in handles:
                     handle.remove()
-                if classifier_input is not chg:
-                    classifier_input.remove()
             sem.check_calls(counts)
-            if classifier_input is not chg and not (
-                    len(chg.buffer) == len(classifier_input.buffer) >= 1
-                    and all(torch.equal(a, b)
-                            for a, b in zip(chg.buffer, classifier_input.buffer))):
-                raise ValueError(
-                    f'change feature of the {role}: {chg.path!r} is taken as the input of the '
-                    f'classifier {logits.path!r} before the head\'s dropout, but in eval mode '
-                    f'its input ({len(chg.buffer)} call(s)) is not the classifier\'s input '
-                    f'({len(classifier_input.buffer)} call(s)); set '
-                    'change_feature.before_dropout=False or point change_feature at the '
-                    'classifier whose input is the change feature')
             feats[role] = (self._semantic(role)[0], chg.get(0), logits.get(0))
         self.student.train(was_training)
         s_sem, t_sem = feats['student'][0], feats['teacher'][0]
