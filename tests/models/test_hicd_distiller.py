@@ -414,6 +414,17 @@ def test_change_feature_is_taken_before_the_heads_dropout(teacher_ckpt):
     assert not torch.allclose(noisy['distill.loss_chg_global'], clean['distill.loss_chg_global'])
 
 
+def student_with_head(teacher_ckpt, head_class):
+    """A distiller (training mode) whose student has ``head_class`` with dropout 0.1."""
+    name = f'_Test{head_class.__name__}'
+    MODELS.register_module(name, module=head_class, force=True)
+    student = with_head_dropout(detector_cfg())
+    student.decode_head.type = name
+    model = build(teacher_ckpt, student=student, teacher=detector_cfg())
+    model.train()
+    return model
+
+
 def recorded_and_classifier_input(model):
     """The student's recorded change feature and its classifier's input, one training pass."""
     seen = []
@@ -438,12 +449,8 @@ def test_change_feature_is_the_classifier_input_when_not_the_dropouts_output(tea
             self.dropout(feat)  # a dropout call whose output the classifier never sees
             return self.conv_seg(2 * self.dropout(feat))
 
-    MODELS.register_module('_TestScaledClassifierHead', module=ScaledClassifierHead, force=True)
-    student = with_head_dropout(detector_cfg())
-    student.decode_head.type = '_TestScaledClassifierHead'
-    model = build(teacher_ckpt, student=student, teacher=detector_cfg())
-    model.train()
-    recorded, classifier_input = recorded_and_classifier_input(model)
+    recorded, classifier_input = recorded_and_classifier_input(
+        student_with_head(teacher_ckpt, ScaledClassifierHead))
     assert len(recorded) == len(classifier_input) == 1
     assert recorded[0] is classifier_input[0]
 
@@ -455,12 +462,8 @@ def test_change_feature_pairs_each_classifier_call_with_its_dropout_call(teacher
         def cls_seg(self, feat):
             return super().cls_seg(feat) + super().cls_seg(3 * feat)
 
-    MODELS.register_module('_TestTwiceClassifiedHead', module=TwiceClassifiedHead, force=True)
-    student = with_head_dropout(detector_cfg())
-    student.decode_head.type = '_TestTwiceClassifiedHead'
-    model = build(teacher_ckpt, student=student, teacher=detector_cfg())
-    model.train()
-    recorded, classifier_input = recorded_and_classifier_input(model)
+    recorded, classifier_input = recorded_and_classifier_input(
+        student_with_head(teacher_ckpt, TwiceClassifiedHead))
     assert len(recorded) == 2
     torch.testing.assert_close(recorded[1], 3 * recorded[0])  # no dropout noise in either
     assert not torch.allclose(classifier_input[1], 3 * classifier_input[0])
