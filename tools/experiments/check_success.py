@@ -59,13 +59,17 @@ CELLS = (
 Scores = Dict[summary.Cell, Dict[int, float]]  # (method, variant) -> seed -> test F1
 
 
-def cell_scores(rows: Sequence[Dict[str, str]], cell: Cell) -> Optional[Scores]:
-    """The test F1 of every (method, variant) of ``cell`` in ``rows`` (``None``: not there).
+def cell_scores(groups: dict, cell: Cell) -> Optional[Scores]:
+    """The test F1 of every (method, variant) of ``cell`` (``None``: not there).
+
+    Args:
+        groups (dict): One results file's rows grouped by :func:`summary.collect`.
+        cell (Cell): The cell.
 
     Raises:
         ValueError: The rows hold the cell more than once (e.g. with two teacher budgets).
     """
-    found = [settings[cell.setting] for group, settings in summary.collect(rows).items()
+    found = [settings[cell.setting] for group, settings in groups.items()
              if (group.detector, group.dataset, group.iters, group.split)
              == (cell.detector, cell.dataset, cell.iters, 'test') and cell.setting in settings]
     if len(found) > 1:
@@ -143,11 +147,12 @@ def load(paths: Sequence[str]) -> Dict[str, List[Dict[str, str]]]:
 
 def judge_all(tables: Dict[str, List[Dict[str, str]]], variant: str) -> List[CellVerdict]:
     """Every expected cell, judged from the first CSV that holds it."""
+    groups_by_path = {path: summary.collect(rows) for path, rows in tables.items()}
     verdicts = []
     for name, cell in CELLS:
         source = scores = None
-        for path, rows in tables.items():
-            scores = cell_scores(rows, cell)
+        for path, groups in groups_by_path.items():
+            scores = cell_scores(groups, cell)
             if scores is not None:
                 source = path
                 break

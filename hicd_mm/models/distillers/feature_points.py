@@ -212,10 +212,6 @@ class ChangeFeatureRecorder(ModuleRecorder):
                 x = self._last_dropout[1]
             self.buffer.append(x)
 
-    def __enter__(self) -> 'ChangeFeatureRecorder':
-        self._last_dropout = None
-        return super().__enter__()
-
     def __exit__(self, *exc) -> None:
         self._last_dropout = None
         super().__exit__(*exc)
