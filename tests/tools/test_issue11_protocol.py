@@ -118,3 +118,27 @@ def test_record_never_replaces_more_rows_by_fewer_and_fails_when_nothing_is_reco
     assert (record / 'dev300' / 'results.csv').read_text() == 'header\nrow 1\nrow 2\n'
     (work / 'dev300' / 'results.csv').unlink()
     assert run('record').returncode == 1  # e.g. WORK is not the protocol's work dir
+
+
+def test_round2_runs_its_cells_in_order_seeds_step2_with_r0_rows_and_records(tmp_path):
+    fake = tmp_path / 'python'
+    fake.write_text(FAKE_PYTHON.format(python=sys.executable))
+    fake.chmod(0o755)
+    work, record, calls = tmp_path / 'work', tmp_path / 'record', tmp_path / 'calls.txt'
+    (record / 'r2_recipe_r1').mkdir(parents=True)
+    (record / 'r2_recipe_r1' / 'results.csv').write_text('recorded r1 row\n')
+    env = dict(os.environ, PYTHON=str(fake), WORK=str(work), RECORD=str(record),
+               CALLS=str(calls))
+    result = subprocess.run(['bash', osp.join(REPO, 'tools', 'experiments', 'issue11_round2.sh')],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    log = calls.read_text()
+    cells = ['recipe_r0', 'recipe_r1', 'recipe_r2', 'recipe_r3', 'cf002']
+    positions = [log.index(f'{work}/{name} had') for name in cells]
+    assert positions == sorted(positions)
+    assert f'{work}/recipe_r1 had 1 recorded rows' in log  # resumed from the record
+    assert f'{work}/cf002 had 1 recorded rows' in log  # step 1's r0 rows (lq)
+    assert 'model.decode_head.loss_decode.1.reduction=none' in log
+    assert (record / 'r2_cf002' / 'results.csv').read_text() == 'row of recipe_r0\nrow of cf002\n'
+    assert (record / 'r2_recipe_r1' / 'results.csv').read_text() == \
+        'recorded r1 row\nrow of recipe_r1\n'
