@@ -133,12 +133,15 @@ def test_round2_runs_its_cells_in_order_seeds_step2_with_r0_rows_and_records(tmp
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     log = calls.read_text()
-    cells = ['recipe_r0', 'recipe_r1', 'recipe_r2', 'recipe_r3', 'cf002']
+    cells = ['recipe_r0', 'recipe_r1', 'recipe_r2', 'recipe_r3', 'cf002', 'recipe_r4',
+             'r4_cf002']
     positions = [log.index(f'{work}/{name} had') for name in cells]
     assert positions == sorted(positions)
     assert f'{work}/recipe_r1 had 1 recorded rows' in log  # resumed from the record
     assert f'{work}/cf002 had 1 recorded rows' in log  # step 1's r0 rows (lq)
     assert 'model.decode_head.loss_decode.1.reduction=none' in log
+    assert f'{work}/r4_cf002 had 1 recorded rows' in log  # step 1b's rows (lq)
+    assert '--student-cfg-options train_dataloader.sampler.type=ChangeBalancedSampler' in log
     assert (record / 'r2_cf002' / 'results.csv').read_text() == 'row of recipe_r0\nrow of cf002\n'
     assert (record / 'r2_recipe_r1' / 'results.csv').read_text() == \
         'recorded r1 row\nrow of recipe_r1\n'
