@@ -55,3 +55,6 @@ done
 cell r4_cf002 --methods lq ft_lq hicd --variants configs/_base_/hicd/dev2_variants.py \
   --student-cfg-options $SAMPLER \
   --finetune-cfg-options optim_wrapper.optimizer.lr=0.0002 $SAMPLER
+
+# side check: the from-scratch LQ baseline at 800 iterations (the budget of a future cell)
+cell lq800 --methods lq --iters 800
