@@ -85,7 +85,6 @@ class ChangeBalancedSampler(InfiniteSampler):
                              'would follow each other); use InfiniteSampler')
         super().__init__(dataset, shuffle=True, seed=seed)
         has_change = [image_has_change(dataset.get_data_info(i)) for i in range(len(dataset))]
-        self.changed_share = changed_share
         self.repeat_factors = change_repeat_factors(has_change, changed_share)
         with_change = int(sum(has_change))
         print_log(f'ChangeBalancedSampler: {with_change}/{len(has_change)} images contain a '
@@ -98,11 +97,10 @@ class ChangeBalancedSampler(InfiniteSampler):
             return
         generator = torch.Generator()
         generator.manual_seed(self.seed)
-        whole = np.floor(self.repeat_factors).astype(np.int64)
-        fraction = torch.from_numpy(self.repeat_factors - whole)
+        factors = torch.from_numpy(self.repeat_factors)
+        whole = factors.floor()
         while True:
-            extra = (torch.rand(len(fraction), generator=generator, dtype=torch.float64)
-                     < fraction).numpy()
-            counts = torch.from_numpy(whole + extra)
+            draw = torch.rand(len(factors), generator=generator, dtype=torch.float64)
+            counts = (whole + (draw < factors - whole)).long()
             indices = torch.repeat_interleave(torch.arange(len(counts)), counts)
             yield from indices[torch.randperm(len(indices), generator=generator)].tolist()
