@@ -28,26 +28,18 @@ CONF_SEEDS=(3 4 5 6 7)
 RECORD=${RECORD:-docs/experiments/issue11}
 mkdir -p "$W"
 
+. "$(dirname "${BASH_SOURCE[0]}")/rows.sh"
 record() {  # copy every cell's results.csv back to $RECORD; never replaces more rows by fewer
-  local csv cell rec n=0
+  local csv n=0
   for csv in "$W"/*/results.csv; do
     [ -f "$csv" ] || continue
-    cell=$(basename "$(dirname "$csv")")
-    rec="$RECORD/$cell/results.csv"
-    if [ -f "$rec" ] && [ "$(wc -l < "$rec")" -gt "$(wc -l < "$csv")" ]; then
-      echo "[protocol] $cell: NOT recorded: $rec has more rows than $csv (stale work dir?)" >&2
-      continue
-    fi
-    mkdir -p "$RECORD/$cell" && cp "$csv" "$rec.tmp" && mv "$rec.tmp" "$rec" && n=$((n + 1))
+    record_rows "$csv" "$RECORD/$(basename "$(dirname "$csv")")/results.csv" && n=$((n + 1))
   done
   echo "[protocol] recorded $n cell(s) of $W in $RECORD"
   [ "$n" -gt 0 ]
 }
 restore() {  # cell: start from the recorded rows when the work dir has none
-  if [ ! -f "$W/$1/results.csv" ] && [ -f "$RECORD/$1/results.csv" ]; then
-    mkdir -p "$W/$1" && cp "$RECORD/$1/results.csv" "$W/$1/results.csv"
-    echo "[protocol] $1: resuming from $RECORD/$1/results.csv"
-  fi
+  restore_rows "$W/$1/results.csv" "$RECORD/$1/results.csv"
 }
 share_teachers() {  # from to seeds...: reuse finished 800-iteration teachers (SERIAL=1: dev300
   # has finished when dev800 starts; in parallel mode each trains its own)

@@ -6,8 +6,8 @@
 #   step 1b: the LQ baseline with ChangeBalancedSampler (r4); step 3: step 2 with r4 (chosen
 #   by the rule: fewer collapsed runs than r0), the teachers of step 2 shared
 #   PYTHONPATH=$PWD PYTHON=python WORK=work_dirs/issue11_r2 bash tools/experiments/issue11_round2.sh
-# Each step's results.csv is copied to $RECORD/r2_<cell>/results.csv when it ends; a work dir
-# without rows starts from the recorded ones (the runner then skips the finished rows).
+# Each step's results.csv is copied to $RECORD/r2_<cell>/results.csv when it ends (never over a
+# record with more rows); a work dir without rows starts from the recorded ones (rows.sh).
 set -uo pipefail
 PY=${PYTHON:-python}
 W=${WORK:-work_dirs/issue11_r2}
@@ -17,13 +17,13 @@ COMMON=(--detector fc_siam_diff --settings multi_deg_x4 --change-fraction 0.02 -
         --quiet --jobs "${JOBS:-2}")
 mkdir -p "$W"
 
+. "$(dirname "${BASH_SOURCE[0]}")/rows.sh"
 cell() {  # name args...: one runner call in $W/<name>, resumed from and recorded to $RECORD
   local name=$1; shift
   mkdir -p "$W/$name"
-  [ -f "$W/$name/results.csv" ] || [ ! -f "$RECORD/r2_$name/results.csv" ] ||
-    cp "$RECORD/r2_$name/results.csv" "$W/$name/results.csv"
+  restore_rows "$W/$name/results.csv" "$RECORD/r2_$name/results.csv"
   "$PY" tools/run_experiments.py "${COMMON[@]}" --work-dir "$W/$name" "$@" >> "$W/$name.log" 2>&1
-  mkdir -p "$RECORD/r2_$name" && cp "$W/$name/results.csv" "$RECORD/r2_$name/results.csv"
+  record_rows "$W/$name/results.csv" "$RECORD/r2_$name/results.csv"
 }
 
 LOSS=model.decode_head.loss_decode
