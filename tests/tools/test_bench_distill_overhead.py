@@ -60,3 +60,35 @@ def test_benchmark_labels_are_change_blobs(fraction):
     cells = F.avg_pool2d(labels, 4)
     boundary = ((cells > 0) & (cells < 1)).float().mean()
     assert boundary < 0.5
+
+
+def test_breakdown_term_sets_split_the_terms_by_feature():
+    terms = default_hicd_terms()
+    semantic, change = bench.terms_of(terms, 'sem_'), bench.terms_of(terms, 'chg_')
+    assert set(semantic) == {'sem_self', 'sem_cross', 'sem_global'}
+    assert set(change) == {'chg_self', 'chg_global'}
+    assert {**semantic, **change} == terms
+
+
+@pytest.mark.parametrize('pool_size, grid', [(None, 16), (8, 8)])
+def test_change_gram_product_has_the_change_maps_pooled_shape(pool_size, grid):
+    """The timed product is C x N x C on the classifier input of the detector, pooled like the
+    change terms pool it; its FLOPs follow from that shape."""
+    import torch
+    from mmengine.registry import DefaultScope
+
+    from hicd_mm.models.distillers import ModuleRecorder
+    from hicd_mm.registry import MODELS
+    model_cfg, scope, preset = bench.load_model_cfg(
+        'configs/_base_/models/fc_siam_diff.py', REPO_ROOT)
+    with DefaultScope.overwrite_default_scope(scope):
+        model = MODELS.build(model_cfg).eval()
+    pairs = torch.randn(2, 6, 64, 64)
+    recorder = ModuleRecorder(model, 'decode_head.conv_seg', 'input')
+    with torch.no_grad(), recorder:
+        model.decode_head(model.extract_feat(pairs))
+    channels, side = recorder.get(0).shape[1], recorder.get(0).shape[-1]
+    assert side == 64  # FC-Siam-diff's change map has the input's resolution
+    gram, flops = bench.change_gram_fn(model, preset, pairs[:, :, ::4, ::4], pool_size)
+    assert flops == 2.0 * 2 * channels * channels * grid * grid
+    gram()  # runs on that shape

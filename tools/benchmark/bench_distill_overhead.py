@@ -26,12 +26,19 @@ Usage::
 
 ``--terms-config`` takes the terms from a HiCD mixin's ``hicd_terms`` (what a student config
 inheriting it distils) instead of ``hicd_default.py``'s.
+
+``--breakdown`` says where the time above the plain step goes, with the same interleaved
+timing: HiCD steps with only the semantic terms (the teacher runs its encoder only) and with
+only the change terms (encoder and decoder), and one Gram product ``x x^T`` of the change map
+as the terms see it (``(B, C, N)``, pooled to ``pool_size``) with its floating-point rate: the
+change terms take five such products per step (three forward, two backward).
 """
 import argparse
+import math
 import os
 import os.path as osp
 import sys
-from typing import Callable, Dict
+from typing import Callable, Dict, List, Tuple
 
 import torch
 from mmengine.config import Config
@@ -44,7 +51,10 @@ sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'benchmark'))
 from bench_detectors import (interleaved_medians, make_samples,  # noqa: E402
                              quiet_torch_setup, train_step_fn)
 
-from hicd_mm.models.distillers import HiCDDistiller, default_hicd_terms  # noqa: E402
+from hicd_mm.models.distillers import (HiCDDistiller, ModuleRecorder,  # noqa: E402
+                                       default_hicd_terms)
+from hicd_mm.models.distillers.feature_points import FEATURE_PRESETS  # noqa: E402
+from hicd_mm.models.losses.correlation import pooled_size  # noqa: E402
 from hicd_mm.registry import MODELS  # noqa: E402
 
 DEFAULT_CONFIGS = ['configs/_base_/models/bit_r18.py',
@@ -96,29 +106,89 @@ def distill_terms(args: argparse.Namespace) -> dict:
     return terms
 
 
+def change_gram_fn(model: torch.nn.Module, preset: str, hq: torch.Tensor,
+                   pool_size: int) -> Tuple[Callable[[], None], float]:
+    """One Gram product of the change map as the correlation terms see it, and its FLOPs.
+
+    Args:
+        model (nn.Module): The detector (its change feature is recorded in one forward).
+        preset (str): Feature preset naming the change feature's module.
+        hq (Tensor): A batch of pairs.
+        pool_size (int): The change terms' ``pool_size``.
+
+    Returns:
+        tuple: The closure computing ``x x^T`` for the ``(B, C, N)`` map, and its FLOPs.
+    """
+    recorder = ModuleRecorder(model, FEATURE_PRESETS[preset]['change'], 'input')
+    with torch.no_grad(), recorder:
+        model.decode_head(model.extract_feat(hq))
+    recorder.remove()
+    feat = recorder.get(0)
+    b, c = feat.shape[:2]
+    n = math.prod(pooled_size(*feat.shape[-2:], pool_size))
+    x = torch.randn(b, c, n)
+
+    def gram() -> None:
+        torch.bmm(x, x.transpose(1, 2))
+
+    return gram, 2.0 * b * c * c * n
+
+
+def terms_of(terms: dict, feature_prefix: str) -> dict:
+    """The terms whose name starts with ``feature_prefix`` (``sem_`` / ``chg_``)."""
+    return {name: term for name, term in terms.items() if name.startswith(feature_prefix)}
+
+
 def bench_one(path: str, args: argparse.Namespace) -> Dict:
     model_cfg, scope, preset = load_model_cfg(path, args.root)
+    terms = distill_terms(args)
+    term_sets = dict(hicd=terms)
+    if args.breakdown:
+        term_sets.update(hicd_semantic=terms_of(terms, 'sem_'), hicd_change=terms_of(terms, 'chg_'))
     with DefaultScope.overwrite_default_scope(scope):
         torch.manual_seed(0)
         plain = MODELS.build(model_cfg)
-        torch.manual_seed(0)
-        distiller = MODELS.build(dict(type=HiCDDistiller, student=model_cfg,
-                                      feature_preset=preset,
-                                      distill_terms=distill_terms(args),
-                                      allow_random_teacher=True))
+        distillers = {}
+        for name, term_set in term_sets.items():
+            torch.manual_seed(0)
+            distillers[name] = MODELS.build(dict(type=HiCDDistiller, student=model_cfg,
+                                                 feature_preset=preset,
+                                                 distill_terms=term_set,
+                                                 allow_random_teacher=True))
     g = torch.Generator().manual_seed(0)
     lq = torch.randn(args.batch, 6, args.size, args.size, generator=g)
     hq = torch.randn(args.batch, 6, args.size, args.size, generator=g)
     samples = make_samples(args.batch, args.size, args.change_fraction)
-    fns = {
-        'plain': train_step_fn(plain, lq, samples),
-        'hicd': train_step_fn(distiller, lq, samples, dict(inputs_hq=hq)),
-        'teacher': teacher_forward_fn(distiller, hq),
-    }
+    fns = {'plain': train_step_fn(plain, lq, samples)}
+    for name, distiller in distillers.items():
+        fns[name] = train_step_fn(distiller, lq, samples, dict(inputs_hq=hq))
+    fns['teacher'] = teacher_forward_fn(distillers['hicd'], hq)
+    gram_flops = None
+    if args.breakdown:
+        chg_pool = terms.get('chg_self', {}).get('loss', {}).get('pool_size')
+        fns['gram'], gram_flops = change_gram_fn(plain, preset, hq, chg_pool)
     result = interleaved_medians(fns, args.warmup, args.repeats)
     result.update(config=path, ratio=result['hicd'] / result['plain'],
                   floor=(result['plain'] + result['teacher']) / result['plain'])
+    if gram_flops is not None:
+        result['gram_gflops'] = gram_flops / result['gram'] / 1e9
     return result
+
+
+def print_breakdown(rows: List[Dict]) -> None:
+    """Each HiCD step of the breakdown as a ratio to the plain step, and the Gram product."""
+    print('\n| config | teacher fwd / plain | semantic terms only | change terms only | '
+          'all terms | one change-map Gram product: s (GFLOP/s), 5 per step / plain |')
+    print('|---|---:|---:|---:|---:|---:|')
+    for r in rows:
+        plain = r['plain']
+        print(f"| `{r['config']}` | {r['teacher'] / plain:.2f}x | "
+              f"{r['hicd_semantic'] / plain:.2f}x | {r['hicd_change'] / plain:.2f}x | "
+              f"{r['hicd'] / plain:.2f}x | {r['gram']:.4f} ({r['gram_gflops']:.0f}), "
+              f"{5 * r['gram'] / plain:.2f}x |")
+    print('(HiCD / plain train step with only those terms; with semantic terms only the '
+          'teacher runs its encoder alone, with change terms its decoder too. The change terms '
+          'take three Gram products forward and two backward.)\n')
 
 
 def parse_args() -> argparse.Namespace:
@@ -139,6 +209,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--change-fraction', type=float, default=0.08,
                         help='changed pixels of the random-rectangle labels (the class-balanced '
                         'terms cost more where more cells of the feature grid change)')
+    parser.add_argument('--breakdown', action='store_true',
+                        help='also time HiCD steps with only the semantic / only the change '
+                        'terms and one change-map Gram product (where the overhead goes)')
     parser.add_argument('--gram-dtype', help='gram_dtype of every correlation term (default: '
                         'the losses\' default, float32; e.g. float64 for the earlier default)')
     args = parser.parse_args()
@@ -176,6 +249,8 @@ def main() -> None:
           f'pool_size {"of the terms" if args.pool_size is None else args.pool_size}, '
           f'{args.threads} threads, median of {args.repeats} interleaved rounds after '
           f'{args.warmup} warm-up; load average before {load_before}, after {load_after}.')
+    if args.breakdown:
+        print_breakdown(rows)
 
 
 if __name__ == '__main__':
