@@ -145,3 +145,33 @@ def test_round2_runs_its_cells_in_order_seeds_step2_with_r0_rows_and_records(tmp
     assert (record / 'r2_cf002' / 'results.csv').read_text() == 'row of recipe_r0\nrow of cf002\n'
     assert (record / 'r2_recipe_r1' / 'results.csv').read_text() == \
         'recorded r1 row\nrow of recipe_r1\n'
+
+
+def test_round3_shares_the_300_teachers_with_800_picks_from_both_records(tmp_path):
+    fake = tmp_path / 'python'
+    fake.write_text(FAKE_PYTHON.format(python=sys.executable).replace('sys.exit(1)', 'pass'))
+    fake.chmod(0o755)
+    work, record, calls = tmp_path / 'work', tmp_path / 'record', tmp_path / 'calls.txt'
+    (record / 'r3_dev800').mkdir(parents=True)
+    (record / 'r3_dev800' / 'results.csv').write_text('recorded 800 row\n')
+    teacher = work / 'dev300' / 'fc_siam_diff_synthetic' / 'seed2' / 'teacher_iters800'
+    teacher.mkdir(parents=True)
+    (teacher / 'run_info.json').write_text('{}')
+    env = dict(os.environ, PYTHON=str(fake), WORK=str(work), RECORD=str(record),
+               CALLS=str(calls))
+    result = subprocess.run(['bash', osp.join(REPO, 'tools', 'experiments', 'issue11_round3.sh')],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    log = calls.read_text()
+    assert log.index(f'{work}/dev300 had 0') < log.index(f'{work}/dev800 had 1 recorded rows')
+    assert log.count('--variants configs/_base_/hicd/dev3_variants.py') == 2
+    assert '--split val' in log and '--split test' not in log
+    linked = work / 'dev800' / 'fc_siam_diff_synthetic' / 'seed2' / 'teacher_iters800'
+    assert linked.is_symlink() and linked.resolve() == teacher.resolve()
+    assert not (work / 'dev800' / 'fc_siam_diff_synthetic' / 'seed0').exists()  # unfinished
+    pick = [line for line in log.splitlines() if 'select_variant.py' in line]
+    assert pick and pick[0].endswith(f'{record}/r3_dev300/results.csv '
+                                     f'{record}/r3_dev800/results.csv')
+    assert (record / 'r3_dev300' / 'results.csv').read_text() == 'row of dev300\n'
+    assert (record / 'r3_dev800' / 'results.csv').read_text() == \
+        'recorded 800 row\nrow of dev800\n'
