@@ -9,6 +9,8 @@ from tools.experiments import check_success as cs
 from tools.experiments.plan import CSV_COLUMNS
 
 T_975_4 = 2.7764451051977987  # two-sided 95 % t quantile, 4 degrees of freedom
+T_975_16 = 2.1199052992210112  # the same, 16 degrees of freedom
+CELL_LIST = list(cs.CELLS.values())  # (name, cell) in the rule's order
 
 
 def rows_of(cell, method, f1_by_seed, variant=''):
@@ -43,7 +45,7 @@ GOOD = (1.0, 2.0, 1.5, 2.5, 0.8)
 def all_cells(rng, overrides=None):
     overrides = overrides or {}
     return {name: cell_rows(cell, *overrides.get(name, (GOOD, GOOD)), rng)
-            for name, cell in cs.CELLS}
+            for name, cell in CELL_LIST}
 
 
 def judge(tables):
@@ -55,8 +57,8 @@ def judge(tables):
 def test_deltas_match_a_naive_t_interval_and_all_good_cells_pass():
     rng = random.Random(0)
     rows = all_cells(rng)
-    tables = {'core.csv': rows[cs.CELLS[0][0]], 'rest.csv': sum(
-        (rows[name] for name, _ in cs.CELLS[1:]), [])}
+    tables = {'core.csv': rows[CELL_LIST[0][0]], 'rest.csv': sum(
+        (rows[name] for name, _ in CELL_LIST[1:]), [])}
     cells, collapses, verdict = judge(tables)
     assert verdict == 'PASS' and not collapses
     assert [c.source for c in cells] == ['core.csv'] + ['rest.csv'] * 4
@@ -77,7 +79,7 @@ def test_deltas_match_a_naive_t_interval_and_all_good_cells_pass():
 ])
 def test_a_failing_cell_fails_the_rule(diffs, reason):
     rng = random.Random(1)
-    name = cs.CELLS[3][0]
+    name = CELL_LIST[3][0]
     rows = all_cells(rng, {name: (GOOD, diffs)})
     tables = {f'{i}.csv': r for i, r in enumerate(rows.values())}
     cells, _, verdict = judge(tables)
@@ -118,7 +120,60 @@ def test_cli_reports_every_cell_and_rejects_bad_input(tmp_path, capsys):
         cs.main(['--variant', 'ca_sched', str(tmp_path / 'missing.csv')])
     assert exc.value.code == 2
     assert 'no such results file' in capsys.readouterr().err
-    val = [dict(r, split='val') for r in rows[cs.CELLS[0][0]]]
+    val = [dict(r, split='val') for r in rows[CELL_LIST[0][0]]]
     with pytest.raises(SystemExit):
         cs.main(['--variant', 'ca_sched', write_csv(tmp_path / 'val.csv', val)])
     assert 'val split' in capsys.readouterr().err
+
+
+def test_a_later_rule_judges_its_own_cells_seeds_and_wins(tmp_path, capsys):
+    """The §0e rule: the core cell alone, seeds 8-24, 14 wins; rows of other seeds (and a
+    collapse among them) are not read."""
+    name, cell = cs.CELLS['core']
+    rng = random.Random(4)
+    seeds = list(range(8, 25))
+    diffs = [rng.uniform(0.5, 3.0) for _ in seeds]
+    diffs[:3] = [-0.4, -0.2, -0.1]  # 14 wins of 17
+    lq = {s: rng.uniform(40, 50) for s in seeds}
+    ft = {s: rng.uniform(40, 50) for s in seeds}
+    hicd = {s: lq[s] + d for s, d in zip(seeds, diffs)}
+    ft = {s: hicd[s] - d for s, d in zip(seeds, diffs)}
+    rows = (rows_of(cell, 'lq', {**lq, 3: 0.0}) + rows_of(cell, 'ft_lq', ft)
+            + rows_of(cell, 'hicd', {**hicd, 3: 50.0}, 'ca_sched'))
+    rule = cs.Rule(('core', ), cs.parse_seeds('8-24'), 14)
+    [verdict] = cs.judge_all({'r3.csv': rows}, 'ca_sched', rule)
+    mean = sum(diffs) / 17
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / 16)
+    for base in cs.BASELINES:
+        d = verdict.deltas[base]
+        assert d.n == 17 and d.wins == 14
+        assert d.low == pytest.approx(mean - T_975_16 * sd / math.sqrt(17), abs=1e-3)
+    assert verdict.complete and verdict.passed
+    assert cs.collapsed_runs(rows, rule.seeds) == [] and len(cs.collapsed_runs(rows)) == 1
+    strict = cs.Rule(('core', ), rule.seeds, 15)
+    assert cs.judge_all({'r3.csv': rows}, 'ca_sched', strict)[0].passed is False
+    # one seed short: incomplete, whatever the rest says
+    short = [r for r in rows if not (r['method'] == 'ft_lq' and r['seed'] == '24')]
+    assert cs.judge_all({'r3.csv': short}, 'ca_sched', rule)[0].complete is False
+    path = write_csv(tmp_path / 'r3.csv', rows)
+    cs.main(['--variant', 'ca_sched', '--cells', 'core', '--seeds', '8-24', '--min-wins', '14',
+             path])
+    out = capsys.readouterr().out
+    assert out.count('| core: ') == 1 and '14/17' in out and 'seeds [8, 9,' in out
+    assert 'Collapsed runs (test F1 = 0, any method): 0' in out
+
+
+@pytest.mark.parametrize('text, seeds', [('8-10', (8, 9, 10)), ('3,5,4', (3, 4, 5)),
+                                         ('1-2,7', (1, 2, 7)), ('5', (5, ))])
+def test_seed_lists_and_ranges(text, seeds):
+    assert cs.parse_seeds(text) == seeds
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--seeds', '9-8'], 'reversed'), (['--seeds', 'a-b'], 'expected seeds'),
+    (['--seeds', '3-7', '--min-wins', '6'], 'between 1 and the number of seeds'),
+    (['--cells', 'nope'], 'invalid choice')])
+def test_bad_rule_options_are_refused(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cs.main(['--variant', 'ca_sched', *argv, 'x.csv'])
+    assert exc.value.code == 2 and message in capsys.readouterr().err

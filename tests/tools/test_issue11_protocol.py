@@ -147,7 +147,7 @@ def test_round2_runs_its_cells_in_order_seeds_step2_with_r0_rows_and_records(tmp
         'recorded r1 row\nrow of recipe_r1\n'
 
 
-def test_round3_shares_the_300_teachers_with_800_picks_from_both_records(tmp_path):
+def test_round3_shares_the_300_teachers_with_800_picks_then_confirms_seed_by_seed(tmp_path):
     fake = tmp_path / 'python'
     fake.write_text(FAKE_PYTHON.format(python=sys.executable).replace('sys.exit(1)', 'pass'))
     fake.chmod(0o755)
@@ -158,14 +158,15 @@ def test_round3_shares_the_300_teachers_with_800_picks_from_both_records(tmp_pat
     teacher.mkdir(parents=True)
     (teacher / 'run_info.json').write_text('{}')
     env = dict(os.environ, PYTHON=str(fake), WORK=str(work), RECORD=str(record),
-               CALLS=str(calls))
+               CALLS=str(calls), CONF_SEEDS='8 9')
     result = subprocess.run(['bash', osp.join(REPO, 'tools', 'experiments', 'issue11_round3.sh')],
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     log = calls.read_text()
     assert log.index(f'{work}/dev300 had 0') < log.index(f'{work}/dev800 had 1 recorded rows')
     assert log.count('--variants configs/_base_/hicd/dev3_variants.py') == 2
-    assert '--split val' in log and '--split test' not in log
+    dev = log[:log.index('select_variant.py')]
+    assert '--split val' in dev and '--split test' not in dev
     linked = work / 'dev800' / 'fc_siam_diff_synthetic' / 'seed2' / 'teacher_iters800'
     assert linked.is_symlink() and linked.resolve() == teacher.resolve()
     assert not (work / 'dev800' / 'fc_siam_diff_synthetic' / 'seed0').exists()  # unfinished
@@ -173,5 +174,15 @@ def test_round3_shares_the_300_teachers_with_800_picks_from_both_records(tmp_pat
     assert pick and pick[0].endswith(f'{record}/r3_dev300/results.csv '
                                      f'{record}/r3_dev800/results.csv')
     assert (record / 'r3_dev300' / 'results.csv').read_text() == 'row of dev300\n'
+    # the confirmation: after the pick, one runner call per seed, all methods, test split
+    conf = [line for line in log.splitlines() if f'{work}/conf_core ' in line
+            and 'run_experiments.py' in line]
+    assert len(conf) == 2 and log.index('select_variant.py') < log.index(conf[0])
+    for seed, line in zip((8, 9), conf):
+        assert f'--seeds {seed} ' in line and '--split test' in line and '--iters 800' in line
+        assert '--methods teacher_hq lq ft_lq feat_mse hicd' in line
+        assert f'--variants {work}/chosen_variant.py' in line
+    assert f'{work}/conf_core had 1 recorded rows' in log  # the second seed resumes
+    assert (record / 'r3_conf_core' / 'results.csv').read_text() == 'row of conf_core\n' * 2
     assert (record / 'r3_dev800' / 'results.csv').read_text() == \
         'recorded 800 row\nrow of dev800\n'

@@ -16,11 +16,14 @@ rows are read and grouped as the runner's tables do (:func:`tools.experiments.la
 read_results`, :func:`tools.experiments.summary.collect`), and the paired differences are
 theirs (:func:`tools.analysis.report.paired_delta`).
 Exit status 0 with a verdict, 2 on bad input (a missing file, validation-split rows).
+
+A later confirmation with its own rule (docs/results.md §0e: the core cell, 17 seeds) is judged
+with ``--cells core --seeds 8-24 --min-wins 14``; the defaults are the §0 rule.
 """
 import argparse
 import os.path as osp
 import sys
-from typing import Dict, List, NamedTuple, Optional, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if REPO not in sys.path:
@@ -42,18 +45,25 @@ class Cell(NamedTuple):
     setting: str
 
 
-# The confirmation cells of docs/results.md section 0.
-CELLS = (
-    ('core: FC-Siam-diff, multi_deg_x4, 800 it',
-     Cell('fc_siam_diff', 'synthetic', 800, 'multi_deg_x4')),
-    ('FC-Siam-diff, resolution_x4, 300 it', Cell('fc_siam_diff', 'synthetic', 300,
-                                                 'resolution_x4')),
-    ('FC-Siam-diff, blur, 300 it', Cell('fc_siam_diff', 'synthetic', 300, 'blur')),
-    ('ChangeFormer-lite, multi_deg_x4, 300 it',
-     Cell('changeformer', 'synthetic', 300, 'multi_deg_x4')),
-    ('FC-Siam-diff, multi_deg_x4, 2 % change, 300 it',
-     Cell('fc_siam_diff', 'synthetic-cf0.02', 300, 'multi_deg_x4')),
-)
+# The confirmation cells of docs/results.md section 0, by the key --cells takes.
+CELLS = {
+    'core': ('core: FC-Siam-diff, multi_deg_x4, 800 it',
+             Cell('fc_siam_diff', 'synthetic', 800, 'multi_deg_x4')),
+    'fc_res': ('FC-Siam-diff, resolution_x4, 300 it',
+               Cell('fc_siam_diff', 'synthetic', 300, 'resolution_x4')),
+    'fc_blur': ('FC-Siam-diff, blur, 300 it', Cell('fc_siam_diff', 'synthetic', 300, 'blur')),
+    'changeformer': ('ChangeFormer-lite, multi_deg_x4, 300 it',
+                     Cell('changeformer', 'synthetic', 300, 'multi_deg_x4')),
+    'fc_cf002': ('FC-Siam-diff, multi_deg_x4, 2 % change, 300 it',
+                 Cell('fc_siam_diff', 'synthetic-cf0.02', 300, 'multi_deg_x4')),
+}
+
+
+class Rule(NamedTuple):
+    """Which cells, seeds and wins a confirmation's rule asks for."""
+    cells: Sequence[str] = tuple(CELLS)
+    seeds: Sequence[int] = SEEDS
+    min_wins: int = MIN_WINS
 
 
 Scores = Dict[summary.Cell, Dict[int, float]]  # (method, variant) -> seed -> test F1
@@ -87,7 +97,7 @@ class CellVerdict(NamedTuple):
 
 
 def judge_cell(name: str, scores: Optional[Scores], variant: str,
-               source: Optional[str]) -> CellVerdict:
+               source: Optional[str], rule: Rule = Rule()) -> CellVerdict:
     """The rule's verdict on one cell.
 
     Args:
@@ -95,27 +105,52 @@ def judge_cell(name: str, scores: Optional[Scores], variant: str,
         scores (dict, optional): The cell's :func:`cell_scores` (``None``: not run yet).
         variant (str): The chosen HiCD variant.
         source (str, optional): The CSV the scores come from.
+        rule (Rule): The seeds and wins asked for.
 
     Returns:
-        CellVerdict: Complete when HiCD and both baselines have every seed of :data:`SEEDS`.
+        CellVerdict: Complete when HiCD and both baselines have every seed of ``rule.seeds``;
+        rows of other seeds are left out.
     """
     scores = scores or {}
-    hicd = scores.get(('hicd', variant), {})
-    baselines = {b: scores.get((b, ''), {}) for b in BASELINES}
-    complete = all(set(SEEDS) <= set(f1) for f1 in (hicd, *baselines.values()))
-    deltas = {b: report.paired_delta({s: hicd[s] for s in SEEDS if s in hicd}, f1)
-              for b, f1 in baselines.items()}
+    seeds = set(rule.seeds)
+    hicd = {s: f1 for s, f1 in scores.get(('hicd', variant), {}).items() if s in seeds}
+    baselines = {b: {s: f1 for s, f1 in scores.get((b, ''), {}).items() if s in seeds}
+                 for b in BASELINES}
+    complete = all(seeds <= set(f1) for f1 in (hicd, *baselines.values()))
+    deltas = {b: report.paired_delta(hicd, f1) for b, f1 in baselines.items()}
     passed = None
     if complete:
-        passed = all(d is not None and d.n == len(SEEDS) and d.low > 0 and d.wins >= MIN_WINS
-                     for d in deltas.values())
+        passed = all(d is not None and d.n == len(seeds) and d.low > 0
+                     and d.wins >= rule.min_wins for d in deltas.values())
     return CellVerdict(name, source, deltas, complete, passed)
 
 
-def collapsed_runs(rows: Sequence[Dict[str, str]]) -> List[str]:
-    """Every run (any method) whose test F1 is 0, as ``method[variant] setting seed``."""
+def parse_seeds(text: str) -> Tuple[int, ...]:
+    """``'8-24'`` or ``'3,4,5'`` (or both, comma-separated) as sorted distinct seeds.
+
+    Raises:
+        argparse.ArgumentTypeError: Not integers, or an empty or reversed range.
+    """
+    seeds = set()
+    for part in text.split(','):
+        first, dash, last = part.strip().partition('-')
+        try:
+            low, high = int(first), int(last if dash else first)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'{text!r}: expected seeds like 3,4,5 or 8-24')
+        if high < low:
+            raise argparse.ArgumentTypeError(f'{text!r}: range {part.strip()} is reversed')
+        seeds.update(range(low, high + 1))
+    return tuple(sorted(seeds))
+
+
+def collapsed_runs(rows: Sequence[Dict[str, str]],
+                   seeds: Optional[Sequence[int]] = None) -> List[str]:
+    """Every run (any method; of ``seeds`` if given) whose test F1 is 0, as
+    ``method[variant] setting seed``."""
     return [f"{r['method']}[{r['variant'] or '-'}] {r['setting']} seed {r['seed']}"
-            for r in rows if r['F1'] != '' and float(r['F1']) == 0]
+            for r in rows if r['F1'] != '' and float(r['F1']) == 0
+            and (seeds is None or int(r['seed']) in seeds)]
 
 
 def verdict(cells: Sequence[CellVerdict], collapses: Sequence[str]) -> str:
@@ -145,22 +180,25 @@ def load(paths: Sequence[str]) -> Dict[str, List[Dict[str, str]]]:
     return out
 
 
-def judge_all(tables: Dict[str, List[Dict[str, str]]], variant: str) -> List[CellVerdict]:
-    """Every expected cell, judged from the first CSV that holds it."""
+def judge_all(tables: Dict[str, List[Dict[str, str]]], variant: str,
+              rule: Rule = Rule()) -> List[CellVerdict]:
+    """Every expected cell of ``rule``, judged from the first CSV that holds it."""
     groups_by_path = {path: summary.collect(rows) for path, rows in tables.items()}
     verdicts = []
-    for name, cell in CELLS:
+    for key in rule.cells:
+        name, cell = CELLS[key]
         source = scores = None
         for path, groups in groups_by_path.items():
             scores = cell_scores(groups, cell)
             if scores is not None:
                 source = path
                 break
-        verdicts.append(judge_cell(name, scores, variant, source))
+        verdicts.append(judge_cell(name, scores, variant, source, rule))
     return verdicts
 
 
-def markdown(cells: Sequence[CellVerdict], collapses: Sequence[str], variant: str) -> str:
+def markdown(cells: Sequence[CellVerdict], collapses: Sequence[str], variant: str,
+             rule: Rule = Rule()) -> str:
     """The report: one row per cell, the collapsed runs, the verdict."""
     header = ['cell', 'ΔF1 vs lq [95 % CI] wins', 'ΔF1 vs ft_lq [95 % CI] wins', 'cell passes']
     rows = []
@@ -169,8 +207,9 @@ def markdown(cells: Sequence[CellVerdict], collapses: Sequence[str], variant: st
                  'incomplete' if not c.complete else 'yes' if c.passed else 'no')
         rows.append([c.name] + [report.format_delta(c.deltas.get(b)) for b in BASELINES]
                     + [state])
-    lines = [f'Issue-11 success rule, chosen HiCD `{variant}`, seeds {list(SEEDS)} '
-             f'(a cell passes with both intervals above 0 and >= {MIN_WINS} wins each)', '']
+    lines = [f'Issue-11 success rule, chosen HiCD `{variant}`, seeds {list(rule.seeds)} '
+             f'(a cell passes with both intervals above 0 and >= {rule.min_wins} wins each)',
+             '']
     lines += report.markdown_table(header, rows, ['l', 'r', 'r', 'l'])
     lines += ['', f'Collapsed runs (test F1 = 0, any method): {len(collapses)}'
               + (': ' + '; '.join(collapses) if collapses else ''),
@@ -182,16 +221,26 @@ def main(argv: List[str] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('results', nargs='+', help='results.csv of the confirmation cells')
     parser.add_argument('--variant', required=True, help='the chosen HiCD variant')
+    parser.add_argument('--cells', nargs='+', choices=list(CELLS), default=list(CELLS),
+                        help='the cells the rule asks for (default: all five of section 0)')
+    parser.add_argument('--seeds', type=parse_seeds, default=SEEDS,
+                        help='seeds the rule asks for, e.g. 3,4,5 or 8-24 (default: 3-7)')
+    parser.add_argument('--min-wins', type=int, default=MIN_WINS,
+                        help='seeds HiCD must be ahead on, against each baseline (default: 4)')
     args = parser.parse_args(argv)
+    if not 1 <= args.min_wins <= len(args.seeds):
+        parser.error(f'--min-wins {args.min_wins}: must be between 1 and the number of seeds '
+                     f'({len(args.seeds)})')
+    rule = Rule(tuple(args.cells), args.seeds, args.min_wins)
     try:
         tables = load(args.results)
-        cells = judge_all(tables, args.variant)
+        cells = judge_all(tables, args.variant, rule)
     except (OSError, ValueError) as exc:
         print(f'check_success.py: error: {exc}', file=sys.stderr)
         sys.exit(2)
     collapses = [f'{osp.basename(osp.dirname(path))}: {run}'
-                 for path, rows in tables.items() for run in collapsed_runs(rows)]
-    print(markdown(cells, collapses, args.variant), end='')
+                 for path, rows in tables.items() for run in collapsed_runs(rows, rule.seeds)]
+    print(markdown(cells, collapses, args.variant, rule), end='')
 
 
 if __name__ == '__main__':
