@@ -12,19 +12,13 @@ set -uo pipefail
 PY=${PYTHON:-python}
 W=${WORK:-work_dirs/issue11_r2}
 RECORD=${RECORD:-docs/experiments/issue11}
-COMMON=(--detector fc_siam_diff --settings multi_deg_x4 --change-fraction 0.02 --seeds 0 1 2
+BASE=(--detector fc_siam_diff --settings multi_deg_x4 --change-fraction 0.02 --seeds 0 1 2
         --iters 300 --split val --crop 64 --batch-size 8 --teacher-iters 800 --threads 1
         --quiet --jobs "${JOBS:-2}")
 mkdir -p "$W"
 
 . "$(dirname "${BASH_SOURCE[0]}")/rows.sh"
-cell() {  # name args...: one runner call in $W/<name>, resumed from and recorded to $RECORD
-  local name=$1; shift
-  mkdir -p "$W/$name"
-  restore_rows "$W/$name/results.csv" "$RECORD/r2_$name/results.csv"
-  "$PY" tools/run_experiments.py "${COMMON[@]}" --work-dir "$W/$name" "$@" >> "$W/$name.log" 2>&1
-  record_rows "$W/$name/results.csv" "$RECORD/r2_$name/results.csv"
-}
+cell() { run_cell r2 "$@"; }  # name args...: one runner call, see rows.sh
 
 LOSS=model.decode_head.loss_decode
 cell recipe_r0 --methods lq

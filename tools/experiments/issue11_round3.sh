@@ -22,13 +22,7 @@ CONF_SEEDS=${CONF_SEEDS:-$(seq 8 24)}
 mkdir -p "$W"
 
 . "$(dirname "${BASH_SOURCE[0]}")/rows.sh"
-cell() {  # name args...: one runner call in $W/<name>, resumed from and recorded to $RECORD
-  local name=$1; shift
-  mkdir -p "$W/$name"
-  restore_rows "$W/$name/results.csv" "$RECORD/r3_$name/results.csv"
-  "$PY" tools/run_experiments.py "${BASE[@]}" --work-dir "$W/$name" "$@" >> "$W/$name.log" 2>&1
-  record_rows "$W/$name/results.csv" "$RECORD/r3_$name/results.csv"
-}
+cell() { run_cell r3 "$@"; }  # name args...: one runner call, see rows.sh
 
 cell dev300 "${DEV[@]}" --iters 300
 T=fc_siam_diff_synthetic
