@@ -10,7 +10,7 @@ from tools.experiments.plan import CSV_COLUMNS
 
 T_975_4 = 2.7764451051977987  # two-sided 95 % t quantile, 4 degrees of freedom
 T_975_16 = 2.1199052992210112  # the same, 16 degrees of freedom
-CELL_LIST = list(cs.CELLS.values())  # (name, cell) in the rule's order
+CELL_LIST = [cs.CELLS[key] for key in cs.SECTION0_CELLS]  # (name, cell) in the §0 rule's order
 
 
 def rows_of(cell, method, f1_by_seed, variant=''):
@@ -177,3 +177,35 @@ def test_bad_rule_options_are_refused(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
         cs.main(['--variant', 'ca_sched', *argv, 'x.csv'])
     assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_the_breadth_rule_reads_800_iteration_cells_only(tmp_path, capsys):
+    """The §0f rule: three 800-it breadth cells, seeds 25-34, 8 wins; the 300-it rows of the
+    same detectors and settings in the same file are not read."""
+    rng = random.Random(7)
+    seeds = list(range(25, 35))
+
+    def breadth_rows(cell, diffs_ft):
+        lq = {s: rng.uniform(40, 50) for s in seeds}
+        hicd = {s: lq[s] + rng.uniform(0.5, 3.0) for s in seeds}
+        ft = {s: hicd[s] - d for s, d in zip(seeds, diffs_ft)}
+        return (rows_of(cell, 'lq', lq) + rows_of(cell, 'ft_lq', ft)
+                + rows_of(cell, 'hicd', hicd, 'ca_sched'))
+
+    good = [rng.uniform(0.5, 3.0) for _ in seeds]
+    seven_wins = [-0.3, -0.2, -0.1] + good[3:]
+    keys = ('changeformer800', 'fc_res800', 'fc_blur800')
+    rows = []
+    for key in keys:
+        rows += breadth_rows(cs.CELLS[key][1], seven_wins if key == 'fc_blur800' else good)
+    for key in ('changeformer', 'fc_res', 'fc_blur'):  # 300 it: all lost, must not count
+        rows += breadth_rows(cs.CELLS[key][1], [-5.0] * 10)
+    rule = cs.Rule(keys, cs.parse_seeds('25-34'), 8)
+    verdicts = cs.judge_all({'r3b.csv': rows}, 'ca_sched', rule)
+    assert [v.passed for v in verdicts] == [True, True, False]
+    assert [v.deltas['ft_lq'].wins for v in verdicts] == [10, 10, 7]
+    assert cs.verdict(verdicts, []) == 'FAIL'
+    cs.main(['--variant', 'ca_sched', '--cells', *keys, '--seeds', '25-34', '--min-wins', '8',
+             write_csv(tmp_path / 'r3b.csv', rows)])
+    out = capsys.readouterr().out
+    assert out.count(', 800 it |') == 3 and ', 300 it' not in out and 'Verdict: FAIL' in out

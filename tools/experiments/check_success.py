@@ -18,7 +18,9 @@ theirs (:func:`tools.analysis.report.paired_delta`).
 Exit status 0 with a verdict, 2 on bad input (a missing file, validation-split rows).
 
 A later confirmation with its own rule (docs/results.md §0e: the core cell, 17 seeds) is judged
-with ``--cells core --seeds 8-24 --min-wins 14``; the defaults are the §0 rule.
+with ``--cells core --seeds 8-24 --min-wins 14``, its breadth follow-up (§0f) with
+``--cells changeformer800 fc_res800 fc_blur800 --seeds 25-34 --min-wins 8``; the defaults
+are the §0 rule.
 """
 import argparse
 import os.path as osp
@@ -45,7 +47,8 @@ class Cell(NamedTuple):
     setting: str
 
 
-# The confirmation cells of docs/results.md section 0, by the key --cells takes.
+# The confirmation cells by the key --cells takes: the five of docs/results.md section 0 and
+# the 800-iteration breadth cells of section 0f.
 CELLS = {
     'core': ('core: FC-Siam-diff, multi_deg_x4, 800 it',
              Cell('fc_siam_diff', 'synthetic', 800, 'multi_deg_x4')),
@@ -56,12 +59,19 @@ CELLS = {
                      Cell('changeformer', 'synthetic', 300, 'multi_deg_x4')),
     'fc_cf002': ('FC-Siam-diff, multi_deg_x4, 2 % change, 300 it',
                  Cell('fc_siam_diff', 'synthetic-cf0.02', 300, 'multi_deg_x4')),
+    'changeformer800': ('ChangeFormer-lite, multi_deg_x4, 800 it',
+                        Cell('changeformer', 'synthetic', 800, 'multi_deg_x4')),
+    'fc_res800': ('FC-Siam-diff, resolution_x4, 800 it',
+                  Cell('fc_siam_diff', 'synthetic', 800, 'resolution_x4')),
+    'fc_blur800': ('FC-Siam-diff, blur, 800 it',
+                   Cell('fc_siam_diff', 'synthetic', 800, 'blur')),
 }
+SECTION0_CELLS = ('core', 'fc_res', 'fc_blur', 'changeformer', 'fc_cf002')
 
 
 class Rule(NamedTuple):
     """Which cells, seeds and wins a confirmation's rule asks for."""
-    cells: Sequence[str] = tuple(CELLS)
+    cells: Sequence[str] = SECTION0_CELLS
     seeds: Sequence[int] = SEEDS
     min_wins: int = MIN_WINS
 
@@ -221,8 +231,8 @@ def main(argv: List[str] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('results', nargs='+', help='results.csv of the confirmation cells')
     parser.add_argument('--variant', required=True, help='the chosen HiCD variant')
-    parser.add_argument('--cells', nargs='+', choices=list(CELLS), default=list(CELLS),
-                        help='the cells the rule asks for (default: all five of section 0)')
+    parser.add_argument('--cells', nargs='+', choices=list(CELLS), default=list(SECTION0_CELLS),
+                        help='the cells the rule asks for (default: the five of section 0)')
     parser.add_argument('--seeds', type=parse_seeds, default=SEEDS,
                         help='seeds the rule asks for, e.g. 3,4,5 or 8-24 (default: 3-7)')
     parser.add_argument('--min-wins', type=int, default=MIN_WINS,
