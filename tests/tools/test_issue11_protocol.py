@@ -186,3 +186,60 @@ def test_round3_shares_the_300_teachers_with_800_picks_then_confirms_seed_by_see
     assert (record / 'r3_conf_core' / 'results.csv').read_text() == 'row of conf_core\n' * 2
     assert (record / 'r3_dev800' / 'results.csv').read_text() == \
         'recorded 800 row\nrow of dev800\n'
+
+
+BREADTH_PYTHON = r'''#!{python}
+import os, sys
+args = sys.argv[1:]
+with open(os.environ['CALLS'], 'a') as f:
+    f.write(' '.join(args) + '\n')
+if args[0].endswith('check_success.py'):
+    print('| core: FC-Siam-diff | +9.9 [+1.0, +2.0] 17/17 | interim number |')
+    print('Verdict: ' + os.environ['VERDICT'])
+if args[0].endswith('select_variant.py'):
+    print('ca_sched                 mean val F1  49.19 over 6 cells')
+    print('chosen: ' + os.environ['PICK'])
+if args[0].endswith('run_experiments.py'):
+    work = args[args.index('--work-dir') + 1]
+    os.makedirs(work, exist_ok=True)
+    with open(os.path.join(work, 'results.csv'), 'a') as f:
+        f.write(f'row of {{os.path.basename(work)}}\n')
+'''
+
+
+@pytest.mark.parametrize('verdict, pick, runs', [
+    ('PASS', 'ca_sched', True), ('INCOMPLETE', 'ca_sched', False), ('FAIL', 'ca_sched', False),
+    ('PASS', 'ca_sched_sem1', False)])
+def test_round3_breadth_runs_only_after_a_pass_of_the_confirmation(tmp_path, verdict, pick, runs):
+    fake = tmp_path / 'python'
+    fake.write_text(BREADTH_PYTHON.format(python=sys.executable))
+    fake.chmod(0o755)
+    work, record, calls = tmp_path / 'work', tmp_path / 'record', tmp_path / 'calls.txt'
+    env = dict(os.environ, PYTHON=str(fake), WORK=str(work), RECORD=str(record),
+               CALLS=str(calls), VERDICT=verdict, PICK=pick, BREADTH_SEEDS='25 26')
+    script = osp.join(REPO, 'tools', 'experiments', 'issue11_round3_breadth.sh')
+    result = subprocess.run(['bash', script], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=60)
+    log = calls.read_text()
+    gate = log.splitlines()[0]
+    assert gate.startswith('tools/experiments/check_success.py --variant ca_sched --cells core')
+    assert '--seeds 8-24 --min-wins 14' in gate and gate.endswith('r3_conf_core/results.csv')
+    assert 'interim number' not in result.stdout + result.stderr  # the verdict line only
+    runner = [line for line in log.splitlines() if 'run_experiments.py' in line]
+    if not runs:
+        assert result.returncode == 1 and runner == []
+        assert (verdict if verdict != 'PASS' else 'not ca_sched') in result.stderr
+        return
+    assert result.returncode == 0, result.stderr
+    assert len(runner) == 4
+    for line, (cell, seed) in zip(runner, [('changeformer', 25), ('fc', 25),
+                                           ('changeformer', 26), ('fc', 26)]):
+        assert f'--work-dir {work}/breadth_{cell} ' in line and f'--seeds {seed}' in line
+        assert '--iters 800' in line and '--split test' in line and '--teacher-iters 800' in line
+        assert '--methods teacher_hq lq ft_lq hicd' in line
+        assert f'--variants {work}/chosen_variant.py' in line
+    assert '--detector changeformer --settings multi_deg_x4' in runner[0]
+    assert '--detector fc_siam_diff --settings resolution_x4 blur' in runner[1]
+    for cell in ('changeformer', 'fc'):
+        recorded = record / f'r3_breadth_{cell}' / 'results.csv'
+        assert recorded.read_text() == f'row of breadth_{cell}\n' * 2
