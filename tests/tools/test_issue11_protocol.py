@@ -207,20 +207,56 @@ if args[0].endswith('run_experiments.py'):
 '''
 
 
-@pytest.mark.parametrize('verdict, pick, runs', [
-    ('PASS', 'ca_sched', True), ('INCOMPLETE', 'ca_sched', False), ('FAIL', 'ca_sched', False),
-    ('PASS', 'ca_sched_sem1', False)])
-def test_round3_breadth_runs_only_after_a_pass_of_the_confirmation(tmp_path, verdict, pick, runs):
+def write_conf_record(record, seeds=range(8, 25), rows_per_seed=5):
+    """A §0e record with ``rows_per_seed`` rows of each seed (only the key columns matter)."""
+    path = record / 'r3_conf_core' / 'results.csv'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ['detector,dataset,setting,method,variant,seed,iters,F1']
+    methods = ('teacher_hq', 'lq', 'ft_lq', 'feat_mse', 'hicd')[:rows_per_seed]
+    lines += [f'fc_siam_diff,synthetic,multi_deg_x4,{m},,{s},800,1.0' for s in seeds
+              for m in methods]
+    path.write_text('\n'.join(lines) + '\n')
+
+
+def run_breadth(tmp_path, **env_vars):
     fake = tmp_path / 'python'
     fake.write_text(BREADTH_PYTHON.format(python=sys.executable))
     fake.chmod(0o755)
     work, record, calls = tmp_path / 'work', tmp_path / 'record', tmp_path / 'calls.txt'
-    env = dict(os.environ, PYTHON=str(fake), WORK=str(work), RECORD=str(record),
-               CALLS=str(calls), VERDICT=verdict, PICK=pick, BREADTH_SEEDS='25 26')
+    env = {k: v for k, v in os.environ.items() if k != 'BREADTH_SEEDS'}
+    env.update(PYTHON=str(fake), WORK=str(work), RECORD=str(record), CALLS=str(calls),
+               **env_vars)
     script = osp.join(REPO, 'tools', 'experiments', 'issue11_round3_breadth.sh')
     result = subprocess.run(['bash', script], cwd=tmp_path, env=env, capture_output=True,
                             text=True, timeout=60)
-    log = calls.read_text()
+    log = calls.read_text() if calls.exists() else ''
+    return result, log, work, record
+
+
+@pytest.mark.parametrize('seeds, rows_per_seed', [(range(8, 24), 5), (range(8, 25), 4)])
+def test_round3_breadth_waits_for_every_confirmation_row(tmp_path, seeds, rows_per_seed):
+    """Seed 24 missing, or one method missing everywhere: §0e is not even judged."""
+    write_conf_record(tmp_path / 'record', seeds, rows_per_seed)
+    result, log, _, _ = run_breadth(tmp_path, VERDICT='PASS', PICK='ca_sched')
+    assert result.returncode == 1 and 'not complete' in result.stderr and log == ''
+
+
+def test_round3_breadth_defaults_to_seeds_25_to_34(tmp_path):
+    write_conf_record(tmp_path / 'record')
+    result, log, _, _ = run_breadth(tmp_path, VERDICT='PASS', PICK='ca_sched')
+    seeds = [line.split('--seeds ')[1].split()[0] for line in log.splitlines()
+             if 'run_experiments.py' in line]
+    assert result.returncode == 0, result.stderr
+    assert seeds == [str(s) for s in range(25, 35) for _ in ('changeformer', 'fc')]
+
+
+@pytest.mark.parametrize('verdict, pick, runs', [
+    ('PASS', 'ca_sched', True), ('INCOMPLETE', 'ca_sched', False), ('FAIL', 'ca_sched', False),
+    ('PASS', 'ca_sched_sem1', False)])
+def test_round3_breadth_runs_only_after_a_pass_of_the_confirmation(tmp_path, verdict, pick, runs):
+    write_conf_record(tmp_path / 'record')
+    result, log, work, record = run_breadth(tmp_path, VERDICT=verdict, PICK=pick,
+                                            BREADTH_SEEDS='25 26')
     gate = log.splitlines()[0]
     assert gate.startswith('tools/experiments/check_success.py --variant ca_sched --cells core')
     assert '--seeds 8-24 --min-wins 14' in gate and gate.endswith('r3_conf_core/results.csv')
@@ -231,12 +267,13 @@ def test_round3_breadth_runs_only_after_a_pass_of_the_confirmation(tmp_path, ver
         assert (verdict if verdict != 'PASS' else 'not ca_sched') in result.stderr
         return
     assert result.returncode == 0, result.stderr
-    assert len(runner) == 4
+    assert '[breadth] §0e Verdict: PASS' in result.stdout and len(runner) == 4
     for line, (cell, seed) in zip(runner, [('changeformer', 25), ('fc', 25),
                                            ('changeformer', 26), ('fc', 26)]):
         assert f'--work-dir {work}/breadth_{cell} ' in line and f'--seeds {seed}' in line
         assert '--iters 800' in line and '--split test' in line and '--teacher-iters 800' in line
-        assert '--methods teacher_hq lq ft_lq hicd' in line
+        assert '--methods teacher_hq lq ft_lq hicd' in line and '--crop 64 --batch-size 8' in line
+        assert '--finetune-cfg-options optim_wrapper.optimizer.lr=0.0002' in line
         assert f'--variants {work}/chosen_variant.py' in line
     assert '--detector changeformer --settings multi_deg_x4' in runner[0]
     assert '--detector fc_siam_diff --settings resolution_x4 blur' in runner[1]

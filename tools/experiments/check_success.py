@@ -11,7 +11,8 @@ least 4 of the 5 seeds. Every expected cell is reported, including those that ha
         docs/experiments/issue11/conf_*/results.csv
 
 A cell is one (detector, dataset, iterations, setting) group of test-split rows; the
-expected cells are :data:`CELLS` (the protocol's core cell and its four breadth cells). The
+expected cells are :data:`SECTION0_CELLS` (the protocol's core cell and its four breadth
+cells) unless ``--cells`` names others of :data:`CELLS` (e.g. the §0f 800-iteration ones). The
 rows are read and grouped as the runner's tables do (:func:`tools.experiments.launch.
 read_results`, :func:`tools.experiments.summary.collect`), and the paired differences are
 theirs (:func:`tools.analysis.report.paired_delta`).

@@ -7,7 +7,7 @@
 #   check_success.py --variant ca_sched --cells changeformer800 fc_res800 fc_blur800 \
 #       --seeds 25-34 --min-wins 8 $RECORD/r3_breadth_*/results.csv
 #   PYTHONPATH=$PWD PYTHON=python WORK=work_dirs/issue11_r3 bash tools/experiments/issue11_round3_breadth.sh
-# The §0e gate prints its verdict line only (no interim numbers). Rows are resumed from and
+# The §0e gate waits for all 17 seeds and prints its verdict line only (no interim numbers). Rows are resumed from and
 # recorded to $RECORD/r3_breadth_{changeformer,fc}/results.csv (rows.sh).
 set -uo pipefail
 PY=${PYTHON:-python}
@@ -21,8 +21,17 @@ mkdir -p "$W"
 . "$(dirname "${BASH_SOURCE[0]}")/rows.sh"
 cell() { run_cell r3 "$@"; }  # name args...: one runner call, see rows.sh
 
+# §0e is applied once every seed 8-24 holds its five rows (counted from the key columns alone)
+CONF=$RECORD/r3_conf_core/results.csv
+if ! awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+              { n[$col["seed"]]++ }
+              END { for (s = 8; s <= 24; s++) if (n[s] < 5) exit 1 }' "$CONF" 2>/dev/null; then
+  echo "[breadth] §0e is not complete ($CONF: seeds 8-24 need five rows each); §0f waits" >&2
+  exit 1
+fi
 verdict=$("$PY" tools/experiments/check_success.py --variant ca_sched --cells core \
-  --seeds 8-24 --min-wins 14 "$RECORD/r3_conf_core/results.csv" | tail -n 1)
+  --seeds 8-24 --min-wins 14 "$CONF" | tail -n 1)
+echo "[breadth] §0e ${verdict:-gave no verdict}"
 if [ "$verdict" != "Verdict: PASS" ]; then
   echo "[breadth] §0e ${verdict:-gave no verdict}: §0f runs only after §0e has passed" >&2
   exit 1
